@@ -1,0 +1,54 @@
+/* image.h - libvips set-up and every decode: a file on disk becomes the network's float
+ * inputs (NHWC, RGB in [0,1]), either one whole-image resize or tiles from the most
+ * textured regions at the analysis resolution.
+ *
+ * Files are untrusted: untrusted loaders are blocked, the pixel count is checked from the
+ * header before any pixel is decoded, truncated data fails, the operation cache is off
+ * so a replaced file is re-read.  Images are auto-rotated from EXIF, converted from any
+ * colour space to sRGB 8-bit, alpha flattened onto white, grey expanded to 3 channels.
+ * Thread-safe after blurd_image_init.
+ */
+#ifndef BLURD_IMAGE_H
+#define BLURD_IMAGE_H
+
+#include "blurd/model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BLURD_IMAGE_DEFAULT_MAX_PIXELS 100000000ULL /* 100 megapixels */
+#define BLURD_IMAGE_MIN_SIDE 16 /* smaller images carry too little to judge */
+
+struct blurd_image_options {
+    enum blurd_input_mode input;
+    int size;           /* the network's input side in pixels (e.g. 200) */
+    int tile_count;     /* tiles mode: at most this many tiles */
+    int analysis_size;  /* tiles mode: long side to analyse at; 0 = native */
+    uint64_t max_pixels; /* width * height above this is refused before decoding */
+};
+
+struct blurd_image_info {
+    int width, height; /* as stored, before rotation */
+    char format[16];   /* "jpeg", "png", "webp", "tiff", "gif", "heif", ... */
+    int inputs;        /* network inputs written: 1 for resize, 1..tile_count for tiles */
+};
+
+/* Starts libvips (once per process; later calls do nothing) with untrusted loaders
+ * blocked, the operation cache disabled and libvips' own threads limited to one, since
+ * blurd parallelises across images.  `argv0` may be NULL. */
+int blurd_image_init(const char *argv0, char *err);
+void blurd_image_shutdown(void);
+
+/* True if `path`'s extension is one blurd reads (case-insensitive). */
+int blurd_image_has_image_extension(const char *path);
+
+/* Decodes `path` and writes info->inputs network inputs of size x size x 3 floats to
+ * `inputs`, which must hold options->tile_count (tiles) or 1 (resize) inputs.
+ * Errors, with `err` naming the path and the reason: BLURD_ENOENT (missing or vanished),
+ * BLURD_EACCES, BLURD_EISDIR, BLURD_ENOTIMAGE (not a format libvips reads, zero bytes),
+ * BLURD_ETOOBIG (over max_pixels), BLURD_ETOOSMALL (a side under BLURD_IMAGE_MIN_SIDE),
+ * BLURD_EDECODE (truncated or corrupt data). */
+int blurd_image_load(const char *path, const struct blurd_image_options *options,
+                     float *inputs, struct blurd_image_info *info, char *err);
+
+#endif

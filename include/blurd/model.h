@@ -1,0 +1,82 @@
+/* model.h - the model file: a safetensors file holding the network's parameter tensors
+ * and, in "__metadata__", the layer spec, the preprocessing, class names, the decision
+ * threshold and training provenance.  A model records its own architecture, so any spec
+ * blurd can build loads without code changes.
+ *
+ * File layout (safetensors): 8-byte little-endian header length N, N bytes of JSON
+ * {"NAME": {"dtype": "F32"|"F16", "shape": [...], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {"key": "string", ...}}, then the raw little-endian tensor bytes.
+ *
+ * Metadata keys blurd reads (all string values, as safetensors requires):
+ *   blurd.spec           layer spec (net.h); required
+ *   blurd.input          "tiles" or "resize"                      (default "tiles")
+ *   blurd.tile_size      model input side in pixels               (default: input height)
+ *   blurd.tile_count     tiles scored per image in tiles mode     (default 8)
+ *   blurd.analysis_size  long side of the analysis image, 0 = native (default 0)
+ *   blurd.classes        "blurred,clear": output order            (default)
+ *   blurd.threshold      p(blurred) at or above which an image is blurred (default 0.5)
+ *   blurd.name           a short human name                       (default: file name)
+ * Any other keys (training provenance, metrics) are kept and written back unchanged.
+ */
+#ifndef BLURD_MODEL_H
+#define BLURD_MODEL_H
+
+#include "blurd/net.h"
+
+#include <stddef.h>
+
+typedef struct blurd_model blurd_model;
+
+enum blurd_input_mode {
+    BLURD_INPUT_TILES,
+    BLURD_INPUT_RESIZE,
+};
+
+/* How images are turned into network inputs, as the model prescribes. */
+struct blurd_preprocess {
+    enum blurd_input_mode input;
+    int tile_size;     /* == the net's input height == width */
+    int tile_count;    /* >= 1 */
+    int analysis_size; /* 0 = native resolution */
+    float threshold;   /* in (0, 1) */
+};
+
+/* Opens, validates and loads `path` (mmap'd while reading; the parameters are copied into
+ * the net, so nothing stays mapped).  Every problem - truncated file, header length or
+ * offsets past the end, overlapping or out-of-order data, a missing, extra or misshapen
+ * tensor, an unknown dtype, an invalid spec or metadata value, a NaN or infinite weight -
+ * returns BLURD_EMODEL (BLURD_ENOENT/BLURD_EACCES for an unopenable file) with a one-line
+ * message in `err` naming the file and the problem. */
+int blurd_model_load(blurd_model **out, const char *path, char *err);
+
+/* A new model for `spec` with He-initialised parameters from `seed` and default metadata. */
+int blurd_model_create(blurd_model **out, const char *spec, uint64_t seed, char *err);
+
+/* Writes the model as F32 safetensors (F16 when `half` is non-zero), to a temporary file
+ * in the same folder that is fsync'd and renamed over `path`, so a crash never leaves a
+ * half-written model. */
+int blurd_model_save(const blurd_model *model, const char *path, int half, char *err);
+
+void blurd_model_free(blurd_model *model); /* NULL is a no-op */
+
+/* The network (owned by the model). */
+blurd_net *blurd_model_net(const blurd_model *model);
+
+/* The preprocessing parsed from the metadata at load time (owned by the model). */
+const struct blurd_preprocess *blurd_model_preprocess(const blurd_model *model);
+
+/* Metadata: the value for `key` or NULL (owned by the model, valid until it changes). */
+const char *blurd_model_meta_get(const blurd_model *model, const char *key);
+/* Sets (copies) a metadata value; blurd.* keys are re-validated and re-parsed. */
+int blurd_model_meta_set(blurd_model *model, const char *key, const char *value, char *err);
+int blurd_model_meta_count(const blurd_model *model);
+/* The index-th key and value, in sorted key order (both owned by the model). */
+void blurd_model_meta_at(const blurd_model *model, int index, const char **key,
+                         const char **value);
+
+/* SHA-256 of the model file's bytes as 64 hex digits ("" for a model never loaded or saved)
+ * and its name (blurd.name, else the file's base name).  Both owned by the model. */
+const char *blurd_model_hash(const blurd_model *model);
+const char *blurd_model_name(const blurd_model *model);
+
+#endif

@@ -1,0 +1,122 @@
+/* net.h - the convolutional network: built from a layer-spec string, its parameters held
+ * in one contiguous block, and a batched forward pass over a workspace planned once.
+ *
+ * A blurd_net (architecture + parameters) is read-only during inference and may be
+ * shared by many threads; each thread owns a blurd_net_workspace holding the activations
+ * and im2col scratch for up to `max_batch` inputs, so the per-image path allocates nothing.
+ *
+ * Layer spec: layers separated by ';', each "kind arg...":
+ *   input H W C            first and only once: input shape (RGB in [0,1], NHWC)
+ *   conv FILTERS K ACT     K x K stride-1 valid convolution, ACT = relu | linear
+ *   maxpool 2              2 x 2 max-pool, stride 2, floor
+ *   dropout RATE           identity at inference (training scales by 1/(1-RATE))
+ *   flatten                H,W,C order, as Keras flattens NHWC
+ *   dense UNITS ACT        ACT = relu | linear | softmax
+ * Parameters are named "layers.I.kernel" (HWIO for conv, IO for dense) and "layers.I.bias",
+ * I being the layer's index in the spec (input is 0).
+ */
+#ifndef BLURD_NET_H
+#define BLURD_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The original project's network (DESIGN.md): 6,789,168 parameters. */
+#define BLURD_DEFAULT_SPEC                                                              \
+    "input 200 200 3; "                                                                 \
+    "conv 32 3 relu; maxpool 2; dropout 0.25; "                                         \
+    "conv 64 3 relu; maxpool 2; dropout 0.25; "                                         \
+    "conv 128 3 relu; maxpool 2; dropout 0.25; "                                        \
+    "conv 256 3 relu; maxpool 2; dropout 0.25; "                                        \
+    "flatten; dense 250 relu; dropout 0.5; dense 2 softmax"
+
+#define BLURD_NET_MAX_LAYERS 64
+
+typedef struct blurd_net blurd_net;
+typedef struct blurd_net_workspace blurd_net_workspace;
+
+enum blurd_layer_kind {
+    BLURD_LAYER_INPUT,
+    BLURD_LAYER_CONV,
+    BLURD_LAYER_MAXPOOL,
+    BLURD_LAYER_DROPOUT,
+    BLURD_LAYER_FLATTEN,
+    BLURD_LAYER_DENSE,
+};
+
+enum blurd_activation {
+    BLURD_ACTIVATION_LINEAR,
+    BLURD_ACTIVATION_RELU,
+    BLURD_ACTIVATION_SOFTMAX,
+};
+
+/* One input's activation shape; dense and flatten outputs have height = width = 1. */
+struct blurd_shape {
+    int height, width, channels;
+};
+
+struct blurd_layer_info {
+    enum blurd_layer_kind kind;
+    const char *kind_name;       /* "conv", "dense", ... (static) */
+    enum blurd_activation activation;
+    const char *activation_name; /* "relu", ... (static) */
+    int units;                   /* conv filters or dense units; 0 otherwise */
+    int kernel_size;             /* conv K, maxpool 2; 0 otherwise */
+    float rate;                  /* dropout rate; 0 otherwise */
+    struct blurd_shape output;
+    size_t parameters;           /* weights + biases */
+    double flops;                /* multiply-adds x 2, per input */
+};
+
+/* A named parameter tensor; `data` points into the net's parameter block (owned by the
+ * net, valid until blurd_net_free). */
+struct blurd_tensor {
+    char name[48];
+    int rank;
+    int dims[4];
+    size_t count;
+    float *data;
+};
+
+/* Parses `spec` and allocates zeroed parameters.  Returns BLURD_ESPEC (with the offending
+ * layer named in `err`) for an unknown kind, bad argument or impossible shape. */
+int blurd_net_create(blurd_net **out, const char *spec, char *err);
+void blurd_net_free(blurd_net *net); /* NULL is a no-op */
+
+/* The spec in canonical form (owned by the net). */
+const char *blurd_net_spec(const blurd_net *net);
+int blurd_net_layer_count(const blurd_net *net);
+void blurd_net_layer(const blurd_net *net, int index, struct blurd_layer_info *info);
+struct blurd_shape blurd_net_input_shape(const blurd_net *net);
+int blurd_net_output_count(const blurd_net *net);
+size_t blurd_net_parameter_count(const blurd_net *net);
+double blurd_net_flops(const blurd_net *net); /* per input */
+
+/* Parameter tensors, in spec order (kernel before bias). */
+int blurd_net_tensor_count(const blurd_net *net);
+void blurd_net_tensor(const blurd_net *net, int index, struct blurd_tensor *tensor);
+/* The whole parameter block (blurd_net_parameter_count floats, owned by the net). */
+float *blurd_net_parameters(const blurd_net *net);
+
+/* He-normal kernels (std sqrt(2 / fan_in)) and zero biases, reproducible from `seed`. */
+void blurd_net_init_he(blurd_net *net, uint64_t seed);
+
+/* Plans and allocates (touching every page once) the activations and im2col scratch for
+ * up to `max_batch` inputs.  The net must outlive the workspace. */
+int blurd_net_workspace_create(blurd_net_workspace **out, const blurd_net *net, int max_batch,
+                               char *err);
+void blurd_net_workspace_free(blurd_net_workspace *ws); /* NULL is a no-op */
+size_t blurd_net_workspace_bytes(const blurd_net_workspace *ws);
+int blurd_net_workspace_max_batch(const blurd_net_workspace *ws);
+
+/* Where the caller writes `batch` NHWC inputs (owned by the workspace). */
+float *blurd_net_workspace_input(blurd_net_workspace *ws);
+
+/* Runs the forward pass over the first `batch` inputs and returns batch x outputs values
+ * (owned by the workspace, valid until the next call).  If `layer_seconds` is not NULL it
+ * receives each layer's wall time (blurd_net_layer_count entries).  Aborts with file:line
+ * if batch exceeds the workspace's max_batch: that is a programming error. */
+const float *blurd_net_forward(const blurd_net *net, blurd_net_workspace *ws, int batch,
+                               double *layer_seconds);
+
+#endif

@@ -1,0 +1,130 @@
+/* test-util.c - temporary directories, files and subprocesses for the tests. */
+#include "test.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[4096];
+
+const char *test_tmpdir(void)
+{
+    if (tmpdir[0] == '\0') {
+        const char *base = getenv("BLURD_TEST_TMP");
+        if (base == NULL)
+            TEST_FAIL("BLURD_TEST_TMP is not set: run tests through tests/runner");
+        snprintf(tmpdir, sizeof tmpdir, "%s", base);
+    }
+    return tmpdir;
+}
+
+char *test_path(const char *name)
+{
+    size_t n = strlen(test_tmpdir()) + strlen(name) + 2;
+    char *path = malloc(n);
+    if (path == NULL)
+        TEST_FAIL("out of memory");
+    snprintf(path, n, "%s/%s", test_tmpdir(), name);
+    return path;
+}
+
+void test_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        TEST_FAIL("cannot create %s: %s", path, strerror(errno));
+    if (n > 0 && fwrite(data, 1, n, f) != n)
+        TEST_FAIL("cannot write %s: %s", path, strerror(errno));
+    if (fclose(f) != 0)
+        TEST_FAIL("cannot close %s: %s", path, strerror(errno));
+}
+
+char *test_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        TEST_FAIL("cannot open %s: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (buf == NULL)
+            TEST_FAIL("out of memory");
+        len += fread(buf + len, 1, cap - len - 1, f);
+        if (len < cap - 1)
+            break;
+        cap *= 2;
+        buf = realloc(buf, cap);
+    }
+    fclose(f);
+    buf[len] = '\0';
+    if (n != NULL)
+        *n = len;
+    return buf;
+}
+
+const char *test_source_dir(void)
+{
+    const char *dir = getenv("BLURD_SOURCE");
+    return dir != NULL ? dir : ".";
+}
+
+const char *test_blurd_binary(void)
+{
+    const char *bin = getenv("BLURD");
+    if (bin == NULL)
+        TEST_FAIL("BLURD (the binary under test) is not set: run tests through make check");
+    return bin;
+}
+
+int test_run(const char *command, char **out, char **err)
+{
+    char *out_path = test_path(".run-stdout");
+    char *err_path = test_path(".run-stderr");
+    size_t n = strlen(command) + strlen(out_path) + strlen(err_path) + 32;
+    char *full = malloc(n);
+    if (full == NULL)
+        TEST_FAIL("out of memory");
+    snprintf(full, n, "(%s) >'%s' 2>'%s' </dev/null", command, out_path, err_path);
+    int status = system(full);
+    free(full);
+    if (out != NULL)
+        *out = test_read_file(out_path, NULL);
+    if (err != NULL)
+        *err = test_read_file(err_path, NULL);
+    free(out_path);
+    free(err_path);
+    if (status == -1 || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+uint64_t test_random_next(uint64_t *state)
+{
+    /* splitmix64: small, fast, and good enough for test data */
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+float test_random_uniform(uint64_t *state, float low, float high)
+{
+    double unit = (double)(test_random_next(state) >> 11) / 9007199254740992.0;
+    return low + (float)unit * (high - low);
+}
+
+double test_normalised_error(const float *a, const float *b, size_t n)
+{
+    double scale = 1e-6, worst = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)b[i]) > scale)
+            scale = fabs((double)b[i]);
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= worst)) /* also catches NaN */
+            worst = isnan(d) ? INFINITY : d;
+    }
+    return worst / scale;
+}

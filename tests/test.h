@@ -1,0 +1,91 @@
+/* test.h - assertions and helpers shared by blurd's tests.
+ *
+ * Each test is `TEST_IMPL(name) { ...; return 0; }`, listed once in tests/test-list.h, and
+ * runs in its own process (tests/runner.c forks), so a failed ASSERT simply exits that
+ * process after printing file:line and the failed expression.
+ */
+#ifndef BLURD_TEST_H
+#define BLURD_TEST_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define TEST_IMPL(name) int run_test_##name(void)
+
+#define TEST_FAIL(...)                                                                  \
+    do {                                                                                \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                 \
+        fprintf(stderr, __VA_ARGS__);                                                   \
+        fprintf(stderr, "\n");                                                          \
+        exit(1);                                                                        \
+    } while (0)
+
+#define ASSERT(expr)                                                                    \
+    do {                                                                                \
+        if (!(expr))                                                                    \
+            TEST_FAIL("assertion failed: %s", #expr);                                   \
+    } while (0)
+
+#define ASSERT_INT_EQ(a, b)                                                             \
+    do {                                                                                \
+        long long assert_a_ = (long long)(a), assert_b_ = (long long)(b);               \
+        if (assert_a_ != assert_b_)                                                     \
+            TEST_FAIL("%s == %s: %lld != %lld", #a, #b, assert_a_, assert_b_);          \
+    } while (0)
+
+#define ASSERT_STR_EQ(a, b)                                                             \
+    do {                                                                                \
+        const char *assert_a_ = (a), *assert_b_ = (b);                                  \
+        if (assert_a_ == NULL || assert_b_ == NULL || strcmp(assert_a_, assert_b_) != 0) \
+            TEST_FAIL("%s == %s: \"%s\" != \"%s\"", #a, #b, assert_a_ ? assert_a_ : "(null)", \
+                      assert_b_ ? assert_b_ : "(null)");                                \
+    } while (0)
+
+#define ASSERT_CONTAINS(haystack, needle)                                               \
+    do {                                                                                \
+        const char *assert_h_ = (haystack), *assert_n_ = (needle);                      \
+        if (assert_h_ == NULL || strstr(assert_h_, assert_n_) == NULL)                  \
+            TEST_FAIL("%s does not contain \"%s\": \"%s\"", #haystack, assert_n_,       \
+                      assert_h_ ? assert_h_ : "(null)");                                \
+    } while (0)
+
+#define ASSERT_NEAR(a, b, tolerance)                                                    \
+    do {                                                                                \
+        double assert_a_ = (double)(a), assert_b_ = (double)(b);                        \
+        if (!(fabs(assert_a_ - assert_b_) <= (double)(tolerance)))                      \
+            TEST_FAIL("%s ~= %s: %.9g vs %.9g (tolerance %g)", #a, #b, assert_a_,       \
+                      assert_b_, (double)(tolerance));                                  \
+    } while (0)
+
+/* A fresh directory under $TMPDIR (or /tmp), removed by the runner after the test. */
+const char *test_tmpdir(void);
+
+/* Joins test_tmpdir() and `name` into a static-lifetime string (leaked on purpose). */
+char *test_path(const char *name);
+
+/* Writes `n` bytes to `path`; fails the test on error. */
+void test_write_file(const char *path, const void *data, size_t n);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer; sets *n if not NULL. */
+char *test_read_file(const char *path, size_t *n);
+
+/* The source tree (BLURD_SOURCE, set by `make check`) and the binary under test (BLURD). */
+const char *test_source_dir(void);
+const char *test_blurd_binary(void);
+
+/* Runs `command` through /bin/sh, capturing stdout and stderr (each malloc'd, may be NULL
+ * pointers when not wanted), and returns its exit status (or -1 if it did not exit). */
+int test_run(const char *command, char **out, char **err);
+
+/* Deterministic pseudo-random numbers for test data. */
+uint64_t test_random_next(uint64_t *state);
+float test_random_uniform(uint64_t *state, float low, float high);
+
+/* Largest |a-b| / max(1e-6, max|b|) over n values: the normalised error between an
+ * optimised result `a` and its reference `b`. */
+double test_normalised_error(const float *a, const float *b, size_t n);
+
+#endif
