@@ -81,8 +81,10 @@ $(BUILD)/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Kernels for wider vector units are compiled for them and chosen at run time.
+ifeq ($(shell uname -m),x86_64)
 $(BUILD)/src/kernels_avx2.o: ALL_CFLAGS += -mavx2 -mfma
 $(BUILD)/src/kernels_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
+endif
 
 check: $(BLURD) $(RUNNER)
 	BLURD=$(abspath $(BLURD)) BLURD_SOURCE=$(CURDIR) $(RUNNER) $(TEST)

@@ -66,7 +66,7 @@ static bool run_one(const struct test_entry *test)
 
     /* Keep a failed test's files for inspection; remove a passed one's. */
     if (passed) {
-        char command[4200];
+        char command[8400];
         /* make tests' read-only files removable too */
         snprintf(command, sizeof command, "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", dir, dir);
         if (system(command) != 0)

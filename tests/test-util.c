@@ -124,7 +124,7 @@ double test_normalised_error(const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
         if (!(d <= worst)) /* also catches NaN */
-            worst = isnan(d) ? INFINITY : d;
+            worst = isnan(d) ? (double)INFINITY : d;
     }
     return worst / scale;
 }

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define TEST_IMPL(name) int run_test_##name(void)
+#define TEST_IMPL(name)                                                                 \
+    int run_test_##name(void);                                                          \
+    int run_test_##name(void)
 
 #define TEST_FAIL(...)                                                                  \
     do {                                                                                \

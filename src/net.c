@@ -1,0 +1,704 @@
+/* net.c - builds the network from its layer spec, holds its parameters in one block, plans
+ * each thread's workspace once, and runs the batched forward pass.
+ *
+ * Expected workload: the default 200x200 network at batches of 1 to 32 inputs, about
+ * 1 GFLOP per input, 95% of it in four convolutions done as im2col + one GEMM per layer
+ * per batch.  Layers are dispatched through a table indexed by kind; nothing on the
+ * forward path allocates. */
+#include "blurd/net.h"
+
+#include "blurd/error.h"
+#include "blurd/kernels.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Sanity bounds on what a spec (from an untrusted model file) may ask for. */
+#define MAX_SIDE 4096
+#define MAX_CHANNELS 65536
+#define MAX_PARAMETERS (512u * 1024u * 1024u)
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: internal error: %s\n", __FILE__, __LINE__, #cond); \
+            abort();                                                                    \
+        }                                                                               \
+    } while (0)
+
+struct layer {
+    enum blurd_layer_kind kind;
+    enum blurd_activation activation;
+    int units;       /* conv filters or dense units */
+    int kernel_size; /* conv K; maxpool 2 */
+    float rate;      /* dropout */
+    struct blurd_shape in, out;
+    size_t kernel_offset, kernel_count; /* into the parameter block */
+    size_t bias_offset, bias_count;
+};
+
+struct blurd_net {
+    char *spec;
+    int layer_count;
+    struct layer layers[BLURD_NET_MAX_LAYERS];
+    float *parameters;
+    size_t parameter_count;
+    int tensor_count;
+    struct blurd_tensor tensors[2 * BLURD_NET_MAX_LAYERS];
+};
+
+struct blurd_net_workspace {
+    const blurd_net *net;
+    int max_batch;
+    size_t bytes;
+    float *activations[2]; /* ping-pong, each sized for the largest layer x max_batch */
+    float *columns;        /* im2col scratch for the largest convolution x max_batch */
+    float *block;          /* the one allocation behind all of the above */
+};
+
+static size_t shape_size(struct blurd_shape s)
+{
+    return (size_t)s.height * s.width * s.channels;
+}
+
+/* ---- per-kind operations ---------------------------------------------------------- */
+
+struct forward_args {
+    const blurd_net *net;
+    const struct layer *layer;
+    int batch;
+    const float *x; /* batch x layer->in */
+    float *y;       /* batch x layer->out (may equal x for in-place kinds) */
+    float *columns;
+};
+
+/* What each kind must provide: its output shape (with a reason when impossible), its
+ * parameter counts, its cost, and its forward pass. */
+struct layer_ops {
+    const char *name;
+    bool in_place; /* output is the input buffer: no data moves */
+    int (*plan)(struct layer *layer, char *why, size_t why_len);
+    double (*flops)(const struct layer *layer);
+    void (*forward)(const struct forward_args *args);
+};
+
+static int plan_input(struct layer *layer, char *why, size_t why_len)
+{
+    (void)why;
+    (void)why_len;
+    layer->out = layer->in;
+    return 0;
+}
+
+static int plan_conv(struct layer *layer, char *why, size_t why_len)
+{
+    int k = layer->kernel_size;
+    if (layer->in.height < k || layer->in.width < k) {
+        snprintf(why, why_len, "%dx%d input is smaller than the %dx%d kernel", layer->in.height,
+                 layer->in.width, k, k);
+        return -1;
+    }
+    layer->out = (struct blurd_shape){layer->in.height - k + 1, layer->in.width - k + 1,
+                                      layer->units};
+    layer->kernel_count = (size_t)k * k * layer->in.channels * layer->units;
+    layer->bias_count = (size_t)layer->units;
+    return 0;
+}
+
+static int plan_maxpool(struct layer *layer, char *why, size_t why_len)
+{
+    if (layer->in.height < 2 || layer->in.width < 2) {
+        snprintf(why, why_len, "%dx%d input is too small to pool", layer->in.height,
+                 layer->in.width);
+        return -1;
+    }
+    layer->out = (struct blurd_shape){layer->in.height / 2, layer->in.width / 2,
+                                      layer->in.channels};
+    return 0;
+}
+
+static int plan_flatten(struct layer *layer, char *why, size_t why_len)
+{
+    (void)why;
+    (void)why_len;
+    size_t n = shape_size(layer->in);
+    layer->out = (struct blurd_shape){1, 1, (int)n};
+    return 0;
+}
+
+static int plan_dense(struct layer *layer, char *why, size_t why_len)
+{
+    if (layer->in.height != 1 || layer->in.width != 1) {
+        snprintf(why, why_len, "dense needs a flat input (%dx%dx%d): add flatten first",
+                 layer->in.height, layer->in.width, layer->in.channels);
+        return -1;
+    }
+    layer->out = (struct blurd_shape){1, 1, layer->units};
+    layer->kernel_count = (size_t)layer->in.channels * layer->units;
+    layer->bias_count = (size_t)layer->units;
+    return 0;
+}
+
+static double flops_none(const struct layer *layer)
+{
+    (void)layer;
+    return 0.0;
+}
+
+static double flops_weighted(const struct layer *layer)
+{
+    /* one multiply and one add per weight per output position */
+    return 2.0 * (double)layer->kernel_count * layer->out.height * layer->out.width;
+}
+
+static void forward_identity(const struct forward_args *args)
+{
+    (void)args; /* input, dropout (at inference) and flatten move no data */
+}
+
+static void apply_activation(const struct layer *layer, size_t rows, float *y,
+                             const float *bias)
+{
+    const struct blurd_kernels *k = blurd_kernels_get();
+    size_t channels = (size_t)layer->out.channels;
+    switch (layer->activation) {
+    case BLURD_ACTIVATION_RELU:
+        k->bias_relu(rows, channels, bias, y);
+        break;
+    case BLURD_ACTIVATION_LINEAR:
+        k->bias_add(rows, channels, bias, y);
+        break;
+    case BLURD_ACTIVATION_SOFTMAX:
+        k->bias_add(rows, channels, bias, y);
+        k->softmax(rows, channels, y);
+        break;
+    }
+}
+
+static void forward_conv(const struct forward_args *args)
+{
+    const struct layer *layer = args->layer;
+    const struct blurd_kernels *k = blurd_kernels_get();
+    struct blurd_kernel_shape in = {layer->in.height, layer->in.width, layer->in.channels};
+    size_t positions = (size_t)layer->out.height * layer->out.width;
+    size_t row_length = (size_t)layer->kernel_size * layer->kernel_size * layer->in.channels;
+    for (int b = 0; b < args->batch; b++)
+        k->im2col(in, layer->kernel_size, args->x + (size_t)b * shape_size(layer->in),
+                  args->columns + (size_t)b * positions * row_length);
+    /* One GEMM for the whole batch: (batch*positions x K) x (K x filters), output NHWC. */
+    int rows = (int)(positions * (size_t)args->batch);
+    const float *kernel = args->net->parameters + layer->kernel_offset;
+    blurd_gemm(0, 0, rows, layer->units, (int)row_length, 1.0f, args->columns, (int)row_length,
+               kernel, layer->units, 0.0f, args->y, layer->units);
+    apply_activation(layer, (size_t)rows, args->y, args->net->parameters + layer->bias_offset);
+}
+
+static void forward_maxpool(const struct forward_args *args)
+{
+    const struct layer *layer = args->layer;
+    const struct blurd_kernels *k = blurd_kernels_get();
+    struct blurd_kernel_shape in = {layer->in.height, layer->in.width, layer->in.channels};
+    for (int b = 0; b < args->batch; b++)
+        k->maxpool2(in, args->x + (size_t)b * shape_size(layer->in),
+                    args->y + (size_t)b * shape_size(layer->out));
+}
+
+static void forward_dense(const struct forward_args *args)
+{
+    const struct layer *layer = args->layer;
+    int inputs = layer->in.channels;
+    blurd_gemm(0, 0, args->batch, layer->units, inputs, 1.0f, args->x, inputs,
+               args->net->parameters + layer->kernel_offset, layer->units, 0.0f, args->y,
+               layer->units);
+    apply_activation(layer, (size_t)args->batch, args->y,
+                     args->net->parameters + layer->bias_offset);
+}
+
+static const struct layer_ops layer_ops[] = {
+    [BLURD_LAYER_INPUT] = {"input", true, plan_input, flops_none, forward_identity},
+    [BLURD_LAYER_CONV] = {"conv", false, plan_conv, flops_weighted, forward_conv},
+    [BLURD_LAYER_MAXPOOL] = {"maxpool", false, plan_maxpool, flops_none, forward_maxpool},
+    [BLURD_LAYER_DROPOUT] = {"dropout", true, plan_input, flops_none, forward_identity},
+    [BLURD_LAYER_FLATTEN] = {"flatten", true, plan_flatten, flops_none, forward_identity},
+    [BLURD_LAYER_DENSE] = {"dense", false, plan_dense, flops_weighted, forward_dense},
+};
+
+static const char *const activation_names[] = {
+    [BLURD_ACTIVATION_LINEAR] = "linear",
+    [BLURD_ACTIVATION_RELU] = "relu",
+    [BLURD_ACTIVATION_SOFTMAX] = "softmax",
+};
+
+/* ---- spec parsing ----------------------------------------------------------------- */
+
+/* Parses a positive integer token within [1, max]. */
+static bool parse_count(const char *token, int max, int *out)
+{
+    char *end;
+    long v = strtol(token, &end, 10);
+    if (*token == '\0' || *end != '\0' || v < 1 || v > max)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+static bool parse_activation(const char *token, bool allow_softmax, enum blurd_activation *out)
+{
+    for (int a = 0; a < (int)(sizeof activation_names / sizeof activation_names[0]); a++)
+        if (strcmp(token, activation_names[a]) == 0) {
+            if (a == BLURD_ACTIVATION_SOFTMAX && !allow_softmax)
+                return false;
+            *out = (enum blurd_activation)a;
+            return true;
+        }
+    return false;
+}
+
+/* Splits `text` (modified in place) into at most `max` whitespace-separated tokens. */
+static int tokenize(char *text, char **tokens, int max)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(text, " \t\r\n", &save); t != NULL; t = strtok_r(NULL, " \t\r\n", &save)) {
+        if (n == max)
+            return max + 1;
+        tokens[n++] = t;
+    }
+    return n;
+}
+
+/* Fills `layer` from one spec entry's tokens; on failure writes the reason to `why`. */
+static int parse_layer(char **tokens, int count, bool first, struct layer *layer, char *why,
+                       size_t why_len)
+{
+    const char *kind = tokens[0];
+    memset(layer, 0, sizeof *layer);
+    if (strcmp(kind, "input") == 0) {
+        layer->kind = BLURD_LAYER_INPUT;
+        if (!first) {
+            snprintf(why, why_len, "input must be the first layer and appear once");
+            return -1;
+        }
+        if (count != 4 || !parse_count(tokens[1], MAX_SIDE, &layer->in.height) ||
+            !parse_count(tokens[2], MAX_SIDE, &layer->in.width) ||
+            !parse_count(tokens[3], MAX_CHANNELS, &layer->in.channels)) {
+            snprintf(why, why_len, "expected \"input HEIGHT WIDTH CHANNELS\"");
+            return -1;
+        }
+        return 0;
+    }
+    if (first) {
+        snprintf(why, why_len, "the first layer must be \"input H W C\"");
+        return -1;
+    }
+    if (strcmp(kind, "conv") == 0) {
+        layer->kind = BLURD_LAYER_CONV;
+        if (count != 4 || !parse_count(tokens[1], MAX_CHANNELS, &layer->units) ||
+            !parse_count(tokens[2], 15, &layer->kernel_size) ||
+            !parse_activation(tokens[3], false, &layer->activation)) {
+            snprintf(why, why_len, "expected \"conv FILTERS K relu|linear\" (K up to 15)");
+            return -1;
+        }
+    } else if (strcmp(kind, "maxpool") == 0) {
+        layer->kind = BLURD_LAYER_MAXPOOL;
+        if (count != 2 || strcmp(tokens[1], "2") != 0) {
+            snprintf(why, why_len, "expected \"maxpool 2\" (only 2x2 pooling is supported)");
+            return -1;
+        }
+        layer->kernel_size = 2;
+    } else if (strcmp(kind, "dropout") == 0) {
+        layer->kind = BLURD_LAYER_DROPOUT;
+        char *end = NULL;
+        double rate = count == 2 ? strtod(tokens[1], &end) : -1.0;
+        if (count != 2 || *end != '\0' || !(rate >= 0.0 && rate < 1.0)) {
+            snprintf(why, why_len, "expected \"dropout RATE\" with 0 <= RATE < 1");
+            return -1;
+        }
+        layer->rate = (float)rate;
+    } else if (strcmp(kind, "flatten") == 0) {
+        layer->kind = BLURD_LAYER_FLATTEN;
+        if (count != 1) {
+            snprintf(why, why_len, "flatten takes no arguments");
+            return -1;
+        }
+    } else if (strcmp(kind, "dense") == 0) {
+        layer->kind = BLURD_LAYER_DENSE;
+        if (count != 3 || !parse_count(tokens[1], MAX_CHANNELS, &layer->units) ||
+            !parse_activation(tokens[2], true, &layer->activation)) {
+            snprintf(why, why_len, "expected \"dense UNITS relu|linear|softmax\"");
+            return -1;
+        }
+    } else {
+        snprintf(why, why_len, "unknown layer kind \"%s\"", kind);
+        return -1;
+    }
+    return 0;
+}
+
+/* Appends one layer's canonical text to `out`. */
+static void describe_layer(const struct layer *layer, char *out, size_t out_len)
+{
+    const char *name = layer_ops[layer->kind].name;
+    switch (layer->kind) {
+    case BLURD_LAYER_INPUT:
+        snprintf(out, out_len, "%s %d %d %d", name, layer->in.height, layer->in.width,
+                 layer->in.channels);
+        break;
+    case BLURD_LAYER_CONV:
+        snprintf(out, out_len, "%s %d %d %s", name, layer->units, layer->kernel_size,
+                 activation_names[layer->activation]);
+        break;
+    case BLURD_LAYER_MAXPOOL:
+        snprintf(out, out_len, "%s 2", name);
+        break;
+    case BLURD_LAYER_DROPOUT:
+        snprintf(out, out_len, "%s %g", name, (double)layer->rate);
+        break;
+    case BLURD_LAYER_FLATTEN:
+        snprintf(out, out_len, "%s", name);
+        break;
+    case BLURD_LAYER_DENSE:
+        snprintf(out, out_len, "%s %d %s", name, layer->units, activation_names[layer->activation]);
+        break;
+    }
+}
+
+static void add_tensor(blurd_net *net, int layer_index, const char *role, size_t count, int rank,
+                       const int *dims)
+{
+    struct blurd_tensor *t = &net->tensors[net->tensor_count++];
+    snprintf(t->name, sizeof t->name, "layers.%d.%s", layer_index, role);
+    t->rank = rank;
+    for (int i = 0; i < rank; i++)
+        t->dims[i] = dims[i];
+    t->count = count;
+    t->data = NULL; /* pointed into the block once it exists */
+}
+
+int blurd_net_create(blurd_net **out, const char *spec, char *err)
+{
+    *out = NULL;
+    if (spec == NULL || *spec == '\0')
+        return blurd_error_set(err, BLURD_ESPEC, "empty layer spec");
+    blurd_net *net = calloc(1, sizeof *net);
+    char *copy = strdup(spec);
+    size_t canonical_len = strlen(spec) * 2 + 256;
+    char *canonical = calloc(1, canonical_len);
+    if (net == NULL || copy == NULL || canonical == NULL) {
+        free(net);
+        free(copy);
+        free(canonical);
+        return blurd_error_set(err, BLURD_ENOMEM, "out of memory building the network");
+    }
+
+    int rc = 0;
+    char why[256];
+    size_t parameters = 0;
+    char *rest = copy;
+    int index = 0;
+    /* strsep, unlike strtok, reports the empty entry in "a;;b" so it can be refused. */
+    for (char *entry = strsep(&rest, ";"); entry != NULL; entry = strsep(&rest, ";"), index++) {
+        char *tokens[8];
+        int count = tokenize(entry, tokens, 7);
+        if (count == 0) {
+            rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: layer %d is empty", index);
+            goto fail;
+        }
+        if (count > 7) {
+            rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: layer %d has too many words", index);
+            goto fail;
+        }
+        if (net->layer_count == BLURD_NET_MAX_LAYERS) {
+            rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: more than %d layers",
+                                 BLURD_NET_MAX_LAYERS);
+            goto fail;
+        }
+        struct layer *layer = &net->layers[net->layer_count];
+        if (parse_layer(tokens, count, index == 0, layer, why, sizeof why) != 0) {
+            rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: layer %d (%s): %s", index,
+                                 tokens[0], why);
+            goto fail;
+        }
+        if (index > 0)
+            layer->in = net->layers[index - 1].out;
+        if (layer_ops[layer->kind].plan(layer, why, sizeof why) != 0) {
+            rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: layer %d (%s): %s", index,
+                                 tokens[0], why);
+            goto fail;
+        }
+        if (shape_size(layer->out) > (size_t)MAX_SIDE * MAX_SIDE * 64) {
+            rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: layer %d output is too large", index);
+            goto fail;
+        }
+        if (layer->kernel_count > 0) {
+            layer->kernel_offset = parameters;
+            layer->bias_offset = parameters + layer->kernel_count;
+            parameters += layer->kernel_count + layer->bias_count;
+            if (parameters > MAX_PARAMETERS) {
+                rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: more than %u parameters",
+                                     MAX_PARAMETERS);
+                goto fail;
+            }
+            if (layer->kind == BLURD_LAYER_CONV) {
+                int dims[4] = {layer->kernel_size, layer->kernel_size, layer->in.channels,
+                               layer->units};
+                add_tensor(net, index, "kernel", layer->kernel_count, 4, dims);
+            } else {
+                int dims[2] = {layer->in.channels, layer->units};
+                add_tensor(net, index, "kernel", layer->kernel_count, 2, dims);
+            }
+            int bias_dims[1] = {layer->units};
+            add_tensor(net, index, "bias", layer->bias_count, 1, bias_dims);
+        }
+        char text[128];
+        describe_layer(layer, text, sizeof text);
+        if (index > 0)
+            strcat(canonical, "; ");
+        strcat(canonical, text);
+        net->layer_count++;
+    }
+    if (net->layer_count < 2) {
+        rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: needs an input and at least one layer");
+        goto fail;
+    }
+    const struct layer *last = &net->layers[net->layer_count - 1];
+    if (last->out.height != 1 || last->out.width != 1) {
+        rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: the last layer must be dense");
+        goto fail;
+    }
+
+    net->parameter_count = parameters;
+    net->parameters = calloc(parameters > 0 ? parameters : 1, sizeof(float));
+    if (net->parameters == NULL) {
+        rc = blurd_error_set(err, BLURD_ENOMEM, "out of memory for %zu parameters", parameters);
+        goto fail;
+    }
+    /* Tensors were recorded in spec order, kernel then bias, as the block is laid out. */
+    size_t offset = 0;
+    for (int i = 0; i < net->tensor_count; i++) {
+        net->tensors[i].data = net->parameters + offset;
+        offset += net->tensors[i].count;
+    }
+    CHECK(offset == parameters);
+    free(copy);
+    net->spec = canonical;
+    *out = net;
+    return 0;
+
+fail:
+    free(copy);
+    free(canonical);
+    free(net->parameters);
+    free(net);
+    return rc;
+}
+
+void blurd_net_free(blurd_net *net)
+{
+    if (net == NULL)
+        return;
+    free(net->parameters);
+    free(net->spec);
+    free(net);
+}
+
+const char *blurd_net_spec(const blurd_net *net)
+{
+    return net->spec;
+}
+
+int blurd_net_layer_count(const blurd_net *net)
+{
+    return net->layer_count;
+}
+
+void blurd_net_layer(const blurd_net *net, int index, struct blurd_layer_info *info)
+{
+    CHECK(index >= 0 && index < net->layer_count);
+    const struct layer *layer = &net->layers[index];
+    *info = (struct blurd_layer_info){
+        .kind = layer->kind,
+        .kind_name = layer_ops[layer->kind].name,
+        .activation = layer->activation,
+        .activation_name = activation_names[layer->activation],
+        .units = layer->units,
+        .kernel_size = layer->kernel_size,
+        .rate = layer->rate,
+        .output = layer->out,
+        .parameters = layer->kernel_count + layer->bias_count,
+        .flops = layer_ops[layer->kind].flops(layer),
+    };
+}
+
+struct blurd_shape blurd_net_input_shape(const blurd_net *net)
+{
+    return net->layers[0].in;
+}
+
+int blurd_net_output_count(const blurd_net *net)
+{
+    return net->layers[net->layer_count - 1].out.channels;
+}
+
+size_t blurd_net_parameter_count(const blurd_net *net)
+{
+    return net->parameter_count;
+}
+
+double blurd_net_flops(const blurd_net *net)
+{
+    double total = 0.0;
+    for (int i = 0; i < net->layer_count; i++)
+        total += layer_ops[net->layers[i].kind].flops(&net->layers[i]);
+    return total;
+}
+
+int blurd_net_tensor_count(const blurd_net *net)
+{
+    return net->tensor_count;
+}
+
+void blurd_net_tensor(const blurd_net *net, int index, struct blurd_tensor *tensor)
+{
+    CHECK(index >= 0 && index < net->tensor_count);
+    *tensor = net->tensors[index];
+}
+
+float *blurd_net_parameters(const blurd_net *net)
+{
+    return net->parameters;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A standard normal deviate by the Box-Muller transform. */
+static double normal(uint64_t *state)
+{
+    double u1 = ((double)(splitmix64(state) >> 11) + 1.0) / 9007199254740993.0;
+    double u2 = (double)(splitmix64(state) >> 11) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void blurd_net_init_he(blurd_net *net, uint64_t seed)
+{
+    uint64_t state = seed;
+    for (int i = 0; i < net->layer_count; i++) {
+        const struct layer *layer = &net->layers[i];
+        if (layer->kernel_count == 0)
+            continue;
+        size_t fan_in = layer->kernel_count / (size_t)layer->units;
+        double std = sqrt(2.0 / (double)fan_in);
+        float *kernel = net->parameters + layer->kernel_offset;
+        for (size_t j = 0; j < layer->kernel_count; j++)
+            kernel[j] = (float)(normal(&state) * std);
+        memset(net->parameters + layer->bias_offset, 0, layer->bias_count * sizeof(float));
+    }
+}
+
+/* ---- workspace and forward pass --------------------------------------------------- */
+
+int blurd_net_workspace_create(blurd_net_workspace **out, const blurd_net *net, int max_batch,
+                               char *err)
+{
+    *out = NULL;
+    if (max_batch < 1 || max_batch > 4096)
+        return blurd_error_set(err, BLURD_EINVAL, "batch size %d is out of range", max_batch);
+    size_t largest_activation = shape_size(net->layers[0].in);
+    size_t largest_columns = 0;
+    for (int i = 0; i < net->layer_count; i++) {
+        const struct layer *layer = &net->layers[i];
+        if (shape_size(layer->out) > largest_activation)
+            largest_activation = shape_size(layer->out);
+        if (layer->kind == BLURD_LAYER_CONV) {
+            size_t columns = (size_t)layer->out.height * layer->out.width * layer->kernel_size *
+                             layer->kernel_size * layer->in.channels;
+            if (columns > largest_columns)
+                largest_columns = columns;
+        }
+    }
+    /* Pad each region to a 64-byte multiple so every buffer starts cache-line aligned. */
+    size_t activation_floats = (largest_activation * (size_t)max_batch + 15) & ~(size_t)15;
+    size_t column_floats = (largest_columns * (size_t)max_batch + 15) & ~(size_t)15;
+    size_t total = 2 * activation_floats + column_floats;
+
+    blurd_net_workspace *ws = calloc(1, sizeof *ws);
+    float *block = NULL;
+    if (ws == NULL || posix_memalign((void **)&block, 64, total * sizeof(float)) != 0) {
+        free(ws);
+        return blurd_error_set(err, BLURD_ENOMEM, "out of memory for a %.1f MiB workspace",
+                               (double)total * 4.0 / 1048576.0);
+    }
+    /* Touch every page now, so the first image does not pay for faulting them in. */
+    memset(block, 0, total * sizeof(float));
+    ws->net = net;
+    ws->max_batch = max_batch;
+    ws->block = block;
+    ws->activations[0] = block;
+    ws->activations[1] = block + activation_floats;
+    ws->columns = column_floats > 0 ? block + 2 * activation_floats : NULL;
+    ws->bytes = total * sizeof(float);
+    *out = ws;
+    return 0;
+}
+
+void blurd_net_workspace_free(blurd_net_workspace *ws)
+{
+    if (ws == NULL)
+        return;
+    free(ws->block);
+    free(ws);
+}
+
+size_t blurd_net_workspace_bytes(const blurd_net_workspace *ws)
+{
+    return ws->bytes;
+}
+
+int blurd_net_workspace_max_batch(const blurd_net_workspace *ws)
+{
+    return ws->max_batch;
+}
+
+float *blurd_net_workspace_input(blurd_net_workspace *ws)
+{
+    return ws->activations[0];
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+const float *blurd_net_forward(const blurd_net *net, blurd_net_workspace *ws, int batch,
+                               double *layer_seconds)
+{
+    CHECK(ws->net == net);
+    CHECK(batch >= 1 && batch <= ws->max_batch);
+    int current = 0;
+    for (int i = 0; i < net->layer_count; i++) {
+        const struct layer *layer = &net->layers[i];
+        const struct layer_ops *ops = &layer_ops[layer->kind];
+        double start = layer_seconds != NULL ? seconds_now() : 0.0;
+        int next = ops->in_place ? current : 1 - current;
+        struct forward_args args = {net, layer, batch, ws->activations[current],
+                                    ws->activations[next], ws->columns};
+        ops->forward(&args);
+        current = next;
+        if (layer_seconds != NULL)
+            layer_seconds[i] = seconds_now() - start;
+    }
+    return ws->activations[current];
+}
