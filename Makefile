@@ -37,7 +37,7 @@ LDLIBS := $(shell $(PKG_CONFIG) --libs $(PKGS)) -pthread -lm
 
 ifdef SANITIZE
 ifeq ($(SANITIZE),1)
-SANITIZE := address,undefined
+override SANITIZE := address,undefined
 endif
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=$(SANITIZE)

@@ -1,8 +1,294 @@
-/* main.c - argument parsing and dispatch to blurd's commands; nothing else. */
-#include <stdio.h>
+/* main.c - argument parsing and dispatch to blurd's commands; nothing else.
+ *
+ * Exit codes, for every command: 0 success, 1 some files failed, 2 usage, configuration
+ * or model error, 130 interrupted. */
+#include "blurd/classify.h"
+#include "blurd/error.h"
+#include "blurd/image.h"
+#include "blurd/inspect.h"
+#include "blurd/log.h"
+#include "blurd/model.h"
+#include "blurd/net.h"
 
-int main(void)
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef BLURD_VERSION
+#define BLURD_VERSION "unknown"
+#endif
+
+enum exit_code {
+    EXIT_OK = 0,
+    EXIT_FILES_FAILED = 1,
+    EXIT_USAGE = 2,
+    EXIT_INTERRUPTED = 130,
+};
+
+static const char main_usage[] =
+    "Usage: blurd COMMAND [OPTIONS]\n"
+    "\n"
+    "Sorts photos into blurred and clear with a convolutional network.\n"
+    "\n"
+    "Commands:\n"
+    "  classify PATH...     judge image files and folders, print one line per image\n"
+    "  model info FILE      show a model's layers, parameter count and metadata\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help           show this help (or `blurd COMMAND --help`)\n"
+    "  -V, --version        show the version\n"
+    "\n"
+    "Exit status: 0 success, 1 some files failed, 2 usage, configuration or model\n"
+    "error, 130 interrupted.\n";
+
+static const char classify_usage[] =
+    "Usage: blurd classify [OPTIONS] PATH...\n"
+    "\n"
+    "Judges each image as blurred or clear.  Folders are read to one level, or all\n"
+    "levels with -r; inside folders only image files (jpg, png, webp, tif, gif, heic,\n"
+    "avif) are taken and the rest are skipped and counted.  Results go to stdout in\n"
+    "the order given; errors, a progress bar (on a terminal) and a summary to stderr.\n"
+    "\n"
+    "Options:\n"
+    "  -r, --recursive         descend into subfolders\n"
+    "  -m, --model FILE        model file (default: $BLURD_MODEL, else\n"
+    "                          models/default.safetensors, else the installed one)\n"
+    "  -i, --input MODE        tiles | resize (default: what the model prescribes)\n"
+    "  -t, --threshold T       p(blurred) at or above which an image is blurred\n"
+    "                          (default: the model's, usually 0.5)\n"
+    "  -f, --format FORMAT     table | csv | json (default: table)\n"
+    "  -j, --jobs N            images judged at once (default: number of CPUs)\n"
+    "      --files-from FILE   also read paths from FILE, one per line (- for stdin)\n"
+    "      --db FILE           also record results in this SQLite database\n"
+    "      --max-megapixels N  refuse larger images before decoding (default: 100)\n"
+    "      --progress          show progress even when stderr is not a terminal\n"
+    "      --no-progress       never show progress\n"
+    "  -q, --quiet             no summary line\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "Exit status: 0 all files judged, 1 some files failed, 2 usage, model or\n"
+    "database error, 130 interrupted.\n";
+
+static const char model_usage[] =
+    "Usage: blurd model info FILE\n"
+    "       blurd model info --arch default\n"
+    "\n"
+    "Shows a model's layers with their output shapes and parameter counts, the totals,\n"
+    "and the metadata it carries (preprocessing, classes, threshold, provenance).\n"
+    "With --arch default, describes the built-in default architecture (no file needed).\n";
+
+static int usage_error(const char *usage_hint, const char *format, const char *detail)
 {
-    fprintf(stderr, "blurd: not built yet\n");
-    return 2;
+    fprintf(stderr, "blurd: ");
+    fprintf(stderr, format, detail);
+    fprintf(stderr, "\nTry '%s --help'.\n", usage_hint);
+    return EXIT_USAGE;
+}
+
+static int parse_float(const char *text, float *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (*text == '\0' || *end != '\0')
+        return -1;
+    *out = (float)v;
+    return 0;
+}
+
+static int parse_int(const char *text, long low, long high, long *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || v < low || v > high)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int command_classify(int argc, char **argv)
+{
+    enum { OPT_FILES_FROM = 256, OPT_DB, OPT_MAX_MEGAPIXELS, OPT_PROGRESS, OPT_NO_PROGRESS };
+    static const struct option long_options[] = {
+        {"recursive", no_argument, NULL, 'r'},
+        {"model", required_argument, NULL, 'm'},
+        {"input", required_argument, NULL, 'i'},
+        {"threshold", required_argument, NULL, 't'},
+        {"format", required_argument, NULL, 'f'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"files-from", required_argument, NULL, OPT_FILES_FROM},
+        {"db", required_argument, NULL, OPT_DB},
+        {"max-megapixels", required_argument, NULL, OPT_MAX_MEGAPIXELS},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    struct blurd_classify_options options = {
+        .input = -1,
+        .threshold = -1.0f,
+        .format = BLURD_FORMAT_TABLE,
+        .jobs = cores > 0 ? (int)cores : 1,
+        .max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS,
+        .progress = -1,
+    };
+    int quiet = 0, c;
+    long number;
+    float megapixels;
+    const char *hint = "blurd classify";
+    while ((c = getopt_long(argc, argv, "rm:i:t:f:j:qh", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            options.recursive = 1;
+            break;
+        case 'm':
+            options.model_path = optarg;
+            break;
+        case 'i':
+            if (strcmp(optarg, "tiles") == 0)
+                options.input = BLURD_INPUT_TILES;
+            else if (strcmp(optarg, "resize") == 0)
+                options.input = BLURD_INPUT_RESIZE;
+            else
+                return usage_error(hint, "--input must be tiles or resize, not '%s'", optarg);
+            break;
+        case 't':
+            if (parse_float(optarg, &options.threshold) != 0 || !(options.threshold > 0.0f) ||
+                !(options.threshold < 1.0f))
+                return usage_error(hint, "--threshold must be a number between 0 and 1, not '%s'",
+                                   optarg);
+            break;
+        case 'f':
+            if (strcmp(optarg, "table") == 0)
+                options.format = BLURD_FORMAT_TABLE;
+            else if (strcmp(optarg, "csv") == 0)
+                options.format = BLURD_FORMAT_CSV;
+            else if (strcmp(optarg, "json") == 0)
+                options.format = BLURD_FORMAT_JSON;
+            else
+                return usage_error(hint, "--format must be table, csv or json, not '%s'", optarg);
+            break;
+        case 'j':
+            if (parse_int(optarg, 1, 256, &number) != 0)
+                return usage_error(hint, "--jobs must be a whole number from 1 to 256, not '%s'",
+                                   optarg);
+            options.jobs = (int)number;
+            break;
+        case OPT_FILES_FROM:
+            options.files_from = optarg;
+            break;
+        case OPT_DB:
+            options.db_path = optarg;
+            break;
+        case OPT_MAX_MEGAPIXELS:
+            if (parse_float(optarg, &megapixels) != 0 || !(megapixels > 0.0f) ||
+                megapixels > 10000.0f)
+                return usage_error(hint, "--max-megapixels must be a number from 0 to 10000, not '%s'",
+                                   optarg);
+            options.max_pixels = (uint64_t)((double)megapixels * 1e6);
+            break;
+        case OPT_PROGRESS:
+            options.progress = 1;
+            break;
+        case OPT_NO_PROGRESS:
+            options.progress = 0;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(classify_usage, stdout);
+            return EXIT_OK;
+        default:
+            fprintf(stderr, "Try 'blurd classify --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    options.paths = (const char *const *)argv + optind;
+    options.path_count = argc - optind;
+    if (options.path_count == 0 && options.files_from == NULL)
+        return usage_error(hint, "%s", "classify needs at least one PATH or --files-from");
+
+    char err[BLURD_ERR_LEN];
+    if (blurd_image_init(argv[0], err) != 0) {
+        blurd_log_error("%s", err);
+        return EXIT_USAGE;
+    }
+    struct blurd_classify_summary summary;
+    int rc = blurd_classify_run(&options, &summary, err);
+    if (rc != 0) {
+        blurd_log_error("%s", err);
+        return EXIT_USAGE;
+    }
+    if (!quiet) {
+        double rate = summary.seconds > 0.0 ? (double)(summary.blurred + summary.clear) / summary.seconds : 0.0;
+        fprintf(stderr,
+                "blurd: %zu judged (%zu blurred, %zu clear), %zu failed, %zu skipped in %.1f s "
+                "(%.1f images/s)%s\n",
+                summary.blurred + summary.clear, summary.blurred, summary.clear, summary.failed,
+                summary.skipped, summary.seconds, rate, summary.interrupted ? ", interrupted" : "");
+    }
+    if (summary.interrupted)
+        return EXIT_INTERRUPTED;
+    return summary.failed > 0 ? EXIT_FILES_FAILED : EXIT_OK;
+}
+
+static int command_model(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(model_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    if (strcmp(argv[1], "info") != 0)
+        return usage_error("blurd model", "unknown model command '%s'", argv[1]);
+    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+        fputs(model_usage, stdout);
+        return EXIT_OK;
+    }
+    char err[BLURD_ERR_LEN];
+    blurd_model *model = NULL;
+    int rc;
+    if (argc == 4 && strcmp(argv[2], "--arch") == 0) {
+        if (strcmp(argv[3], "default") != 0)
+            return usage_error("blurd model", "unknown architecture '%s' (known: default)", argv[3]);
+        rc = blurd_model_create(&model, BLURD_DEFAULT_SPEC, 0, err);
+    } else if (argc == 3) {
+        rc = blurd_model_load(&model, argv[2], err);
+    } else {
+        return usage_error("blurd model", "%s", "model info takes one FILE or --arch default");
+    }
+    if (rc != 0) {
+        blurd_log_error("%s", err);
+        return EXIT_USAGE;
+    }
+    blurd_inspect_print(stdout, model, argc == 3);
+    blurd_model_free(model);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(main_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *command = argv[1];
+    if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0 ||
+        strcmp(command, "help") == 0) {
+        fputs(main_usage, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(command, "-V") == 0 || strcmp(command, "--version") == 0) {
+        printf("blurd %s\n", BLURD_VERSION);
+        return EXIT_OK;
+    }
+    if (strcmp(command, "classify") == 0)
+        return command_classify(argc - 1, argv + 1);
+    if (strcmp(command, "model") == 0)
+        return command_model(argc - 1, argv + 1);
+    fprintf(stderr, "blurd: unknown command '%s'\nTry 'blurd --help'.\n", command);
+    return EXIT_USAGE;
 }

@@ -29,7 +29,8 @@
     X(DB, -12, "database error")                                             \
     X(CONFIG, -13, "invalid configuration")                                  \
     X(ISDIR, -14, "is a directory")                                          \
-    X(CANCELED, -15, "operation canceled")
+    X(CANCELED, -15, "operation canceled")                                   \
+    X(BUSY, -16, "queue is full")
 
 enum blurd_error_code {
     BLURD_OK = 0,

@@ -43,19 +43,29 @@ struct blurd_preprocess {
 
 /* Opens, validates and loads `path` (mmap'd while reading; the parameters are copied into
  * the net, so nothing stays mapped).  Every problem - truncated file, header length or
- * offsets past the end, overlapping or out-of-order data, a missing, extra or misshapen
- * tensor, an unknown dtype, an invalid spec or metadata value, a NaN or infinite weight -
- * returns BLURD_EMODEL (BLURD_ENOENT/BLURD_EACCES for an unopenable file) with a one-line
- * message in `err` naming the file and the problem. */
+ * offsets past the end, overlapping tensors or data bytes no tensor covers, a missing,
+ * extra or misshapen tensor, a dtype other than F32/F16, an invalid spec or metadata value,
+ * a NaN or infinite weight - returns BLURD_EMODEL (BLURD_ENOENT/BLURD_EACCES for an
+ * unopenable file, BLURD_EISDIR for a folder) with a one-line message in `err` naming the
+ * file and the problem.  Tensors may appear in any order in the file.  On failure *out is
+ * NULL. */
 int blurd_model_load(blurd_model **out, const char *path, char *err);
 
-/* A new model for `spec` with He-initialised parameters from `seed` and default metadata. */
+/* A new model for `spec` with He-initialised parameters from `seed` and metadata holding
+ * the canonical spec and every default above except blurd.name.  BLURD_ESPEC for a spec
+ * blurd_net_create rejects or one a blurd model cannot use (a non-square input, other than
+ * 2 outputs).  On failure *out is NULL. */
 int blurd_model_create(blurd_model **out, const char *spec, uint64_t seed, char *err);
 
 /* Writes the model as F32 safetensors (F16 when `half` is non-zero), to a temporary file
- * in the same folder that is fsync'd and renamed over `path`, so a crash never leaves a
- * half-written model. */
-int blurd_model_save(const blurd_model *model, const char *path, int half, char *err);
+ * "PATH.tmp-XXXXXX" in the same folder that is fsync'd and renamed over `path` (then the
+ * folder fsync'd), so a crash never leaves a half-written model.  The header lists
+ * __metadata__ then the tensors in spec order, padded so the data starts 8-byte aligned.
+ * On success the model's hash and file name become those of the saved file (hence the
+ * non-const model).  BLURD_EINVAL, writing nothing, for a NaN or infinite weight or (F16)
+ * one beyond half precision's range, as such a file would not load; write errors return
+ * the errno's code (BLURD_EIO for a full disk) and leave `path` as it was. */
+int blurd_model_save(blurd_model *model, const char *path, int half, char *err);
 
 void blurd_model_free(blurd_model *model); /* NULL is a no-op */
 
@@ -67,15 +77,22 @@ const struct blurd_preprocess *blurd_model_preprocess(const blurd_model *model);
 
 /* Metadata: the value for `key` or NULL (owned by the model, valid until it changes). */
 const char *blurd_model_meta_get(const blurd_model *model, const char *key);
-/* Sets (copies) a metadata value; blurd.* keys are re-validated and re-parsed. */
+/* Sets (copies) a metadata value, or removes the key when `value` is NULL; blurd.* keys
+ * are re-validated and re-parsed into the preprocessing.  BLURD_EINVAL, leaving the model
+ * unchanged, for an invalid value (with `err` naming the key), a key that is empty or not
+ * UTF-8, or a blurd.spec that does not describe the model's present network (it may only
+ * be respelled, e.g. canonicalised). */
 int blurd_model_meta_set(blurd_model *model, const char *key, const char *value, char *err);
 int blurd_model_meta_count(const blurd_model *model);
-/* The index-th key and value, in sorted key order (both owned by the model). */
+/* The index-th key and value, in sorted (strcmp) key order (both owned by the model,
+ * valid until the metadata changes).  An index outside [0, count) aborts. */
 void blurd_model_meta_at(const blurd_model *model, int index, const char **key,
                          const char **value);
 
-/* SHA-256 of the model file's bytes as 64 hex digits ("" for a model never loaded or saved)
- * and its name (blurd.name, else the file's base name).  Both owned by the model. */
+/* SHA-256 of the model file's bytes as 64 lowercase hex digits ("" for a model never
+ * loaded or saved) and its name (blurd.name, else the file's base name without a
+ * ".safetensors" suffix, "" for a model never loaded or saved).  Both owned by the model,
+ * valid until it is next saved or its metadata changes. */
 const char *blurd_model_hash(const blurd_model *model);
 const char *blurd_model_name(const blurd_model *model);
 

@@ -15,12 +15,29 @@
  *     model_hash    TEXT,             -- SHA-256 of the model file
  *     model_name    TEXT,
  *     input_mode    TEXT,             -- 'tiles' or 'resize'
- *     classified_at TEXT,             -- UTC, ISO 8601
+ *     classified_at TEXT,             -- UTC, ISO 8601 with milliseconds: 2024-05-01T09:30:12.345Z
  *     milliseconds  REAL,             -- decode + network time
  *     moved_to      TEXT,             -- where the file was moved, if it was
  *     error         TEXT              -- the reason it could not be judged, else NULL
  *   );
- *   one row per path: a newer judgement of the same path replaces the old row.
+ *   CREATE UNIQUE INDEX images_path ON images (path);
+ *   CREATE INDEX images_verdict ON images (verdict, classified_at);
+ *   CREATE INDEX images_classified_at ON images (classified_at);
+ *
+ *   one row per path: a newer judgement of the same path replaces the old row (keeping its id).
+ *
+ * The file carries PRAGMA application_id 0x626c7264 ("blrd") and PRAGMA user_version 1.
+ * Later versions only ever add to this schema, through migrations applied on open.
+ *
+ * A store handle is not thread-safe: use it from one thread at a time (the daemon uses it
+ * from its loop thread only).  Other processes may read the file at any time, also while
+ * a transaction is open, because the journal is a write-ahead log.
+ *
+ * Errors: BLURD_EDB for anything SQLite refuses (not a database, not a blurd database, a
+ * schema newer than this blurd, a failed statement), BLURD_ENOENT or BLURD_EACCES when the
+ * file cannot be opened for those reasons, BLURD_EIO for I/O errors and a full disk,
+ * BLURD_ENOMEM, and BLURD_EINVAL for bad arguments.  Every message names the database path
+ * and, when SQLite failed, SQLite's own reason.
  */
 #ifndef BLURD_STORE_H
 #define BLURD_STORE_H
@@ -29,15 +46,18 @@
 
 typedef struct blurd_store blurd_store;
 
+/* The schema version this blurd creates and understands. */
+#define BLURD_STORE_SCHEMA_VERSION 1
+
 /* One result; strings are borrowed for the duration of the call; NULL stores NULL. */
 struct blurd_store_row {
-    const char *path;
-    int64_t size;
+    const char *path; /* required */
+    int64_t size;     /* below 0 stores NULL (unknown) */
     int64_t mtime_ns;
-    int width, height;
+    int width, height; /* 0 or below stores NULL (not decoded) */
     const char *format;
-    double p_blurred; /* ignored when verdict is NULL */
-    const char *verdict;
+    double p_blurred; /* ignored (NULL stored) when verdict is NULL */
+    const char *verdict; /* "blurred", "clear", or NULL when `error` says why not */
     const char *model_hash;
     const char *model_name;
     const char *input_mode;
@@ -46,14 +66,32 @@ struct blurd_store_row {
     const char *error;
 };
 
-/* Opens or creates the database at `path`, sets WAL and a busy timeout, and creates or
- * migrates the schema.  A newer schema than this blurd knows is refused (BLURD_EDB). */
+/* Opens or creates the database at `path` (a file name, not a URI), turns on WAL,
+ * synchronous=NORMAL, a 5 s busy timeout and foreign keys, and creates or migrates the
+ * schema in one transaction.  Refused with BLURD_EDB, leaving the file untouched: a file
+ * that is not an SQLite database, an SQLite database that is not blurd's (it has tables
+ * but not blurd's application_id), a schema newer than BLURD_STORE_SCHEMA_VERSION, and a
+ * database that cannot use WAL (":memory:", some network file systems).
+ * On success *out owns the handle (free with blurd_store_close); on failure *out is NULL. */
 int blurd_store_open(blurd_store **out, const char *path, char *err);
-void blurd_store_close(blurd_store *store); /* commits an open transaction; NULL is a no-op */
 
-/* Rows are grouped into transactions: begin, many puts, commit. */
+/* Commits an open transaction (a failed commit is logged and rolled back), finalises the
+ * statements and closes the file.  NULL is a no-op. */
+void blurd_store_close(blurd_store *store);
+
+/* Rows are grouped into transactions: begin, many puts, commit.  begin takes the write
+ * lock at once (BEGIN IMMEDIATE), waiting up to the busy timeout for another writer, so a
+ * transaction never fails half-way for lack of the lock.  begin inside a transaction and
+ * commit outside one fail with BLURD_EDB.  A commit that fails with SQLITE_BUSY leaves the
+ * transaction open, to be retried.  A put outside a transaction commits on its own. */
 int blurd_store_begin(blurd_store *store, char *err);
 int blurd_store_commit(blurd_store *store, char *err);
+
+/* Inserts `row`, or replaces every column of the row with the same path; classified_at is
+ * set by the store to the current UTC time.  Allocates nothing in blurd (SQLite may grow
+ * its page cache).  Fails with BLURD_EINVAL when row->path is NULL or verdict is not NULL,
+ * "blurred" or "clear".  If a put fails with an I/O error or a full disk SQLite may roll
+ * back the whole open transaction; commit then reports that no transaction is active. */
 int blurd_store_put(blurd_store *store, const struct blurd_store_row *row, char *err);
 
 #endif

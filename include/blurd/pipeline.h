@@ -1,0 +1,75 @@
+/* pipeline.h - the bounded job queue and worker threads that turn image paths into
+ * verdicts: each worker decodes (image), runs the network on its own planned workspace
+ * (net) and combines tile scores into one image score.
+ *
+ * One thread (the caller's: main loop or event loop) submits paths and collects results;
+ * workers never block on collection, since a path is only accepted while a result slot is
+ * free for it.  That is the back-pressure: submit fails with BLURD_EBUSY (or blocks, for
+ * blurd_pipeline_submit) while `queue_depth + jobs` paths are in flight.  Paths and
+ * results live in slots allocated once at creation; nothing is allocated per image by
+ * the pipeline itself.
+ */
+#ifndef BLURD_PIPELINE_H
+#define BLURD_PIPELINE_H
+
+#include "blurd/error.h"
+#include "blurd/image.h"
+#include "blurd/model.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct blurd_pipeline blurd_pipeline;
+
+struct blurd_pipeline_options {
+    const blurd_model *model;         /* borrowed; must outlive the pipeline */
+    struct blurd_image_options image; /* how inputs are made (from the model, overridable) */
+    int jobs;                         /* worker threads, >= 1 */
+    int queue_depth;                  /* paths waiting beyond those being worked on, >= 1 */
+    /* Called by a worker, without locks held, after it posts a result (e.g. uv_async_send
+     * to wake an event loop).  May be NULL. */
+    void (*notify)(void *arg);
+    void *notify_arg;
+};
+
+struct blurd_result {
+    uint64_t id;          /* the caller's, from submit */
+    char path[PATH_MAX];  /* as submitted */
+    int status;           /* 0, or a BLURD_E* code */
+    char error[BLURD_ERR_LEN]; /* when status != 0: "PATH: reason" */
+    struct blurd_image_info info;
+    float p_blurred;      /* the image's score, combined over tiles */
+    double decode_ms;     /* decode and input preparation */
+    double network_ms;    /* forward pass */
+};
+
+int blurd_pipeline_create(blurd_pipeline **out, const struct blurd_pipeline_options *options,
+                          char *err);
+
+/* Finishes the paths already queued or running, then joins the workers and frees
+ * everything.  Results not collected are discarded.  NULL is a no-op. */
+void blurd_pipeline_free(blurd_pipeline *pipeline);
+
+/* Queues a copy of `path` under `id`.  Returns BLURD_EBUSY when no slot is free,
+ * BLURD_EINVAL for a path longer than PATH_MAX - 1. */
+int blurd_pipeline_try_submit(blurd_pipeline *pipeline, uint64_t id, const char *path);
+
+/* As try_submit, but waits for a free slot (the caller must be collecting results on
+ * another thread, or have some in flight that `next` will return, or it waits forever). */
+int blurd_pipeline_submit(blurd_pipeline *pipeline, uint64_t id, const char *path);
+
+/* Moves the oldest finished result into `result`: returns 1 when it did, 0 when there is
+ * none (at once if `wait` is 0; when nothing is in flight at all if `wait` is non-zero). */
+int blurd_pipeline_next(blurd_pipeline *pipeline, struct blurd_result *result, int wait);
+
+/* Paths submitted and not yet collected. */
+size_t blurd_pipeline_in_flight(const blurd_pipeline *pipeline);
+
+/* The image score from per-tile p(blurred): the mean of the sharpest quarter of the tiles
+ * (at least one), because blur is judged where the photo is sharpest - a sharp subject in
+ * front of a soft background is a clear photo - while averaging a few tiles keeps one
+ * noisy tile from deciding alone. */
+float blurd_pipeline_combine_tiles(const float *p_blurred, int count);
+
+#endif

@@ -1,0 +1,427 @@
+/* classify.c - `blurd classify`: a batch of files through the pipeline, results in input
+ * order on stdout, problems on stderr, optionally into the database.
+ *
+ * Expected workload: from one photo to a few hundred thousand in one run; per-file state
+ * kept until its turn to print is a few dozen bytes, so the whole list fits easily. */
+#include "blurd/classify.h"
+
+#include "blurd/error.h"
+#include "blurd/files.h"
+#include "blurd/kernels.h"
+#include "blurd/log.h"
+#include "blurd/model.h"
+#include "blurd/pipeline.h"
+#include "blurd/store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef BLURD_DATADIR
+#define BLURD_DATADIR "/usr/local/share/blurd"
+#endif
+
+/* Rows per database transaction: large enough that commits cost little, small enough
+ * that an interrupted run keeps nearly everything. */
+#define ROWS_PER_TRANSACTION 256
+
+/* What is kept of a result until it is its turn to be printed. */
+struct outcome {
+    bool done;
+    int status;
+    float p_blurred;
+    int width, height;
+    char format[16];
+    float milliseconds;
+    char *error; /* malloc'd, failures only */
+};
+
+struct run {
+    const struct blurd_classify_options *options;
+    const blurd_model *model;
+    float threshold;
+    const char *input_name;
+    struct blurd_file_list files;
+    struct outcome *outcomes;
+    size_t next_to_print;
+    blurd_store *store;
+    size_t rows_in_transaction;
+    struct blurd_classify_summary *summary;
+    bool progress;
+    double start, last_progress;
+    size_t finished;
+    bool json_first;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int signal_number)
+{
+    (void)signal_number;
+    stop_requested = 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int blurd_classify_default_model(char *path, char *err)
+{
+    const char *from_env = getenv("BLURD_MODEL");
+    const char *candidates[] = {from_env, "models/default.safetensors",
+                                BLURD_DATADIR "/models/default.safetensors"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        if (candidates[i] == NULL || candidates[i][0] == '\0')
+            continue;
+        if (access(candidates[i], F_OK) == 0) {
+            snprintf(path, PATH_MAX, "%s", candidates[i]);
+            return 0;
+        }
+        if (i == 0) /* a model named in the environment must exist */
+            return blurd_error_set(err, BLURD_ENOENT, "%s (from BLURD_MODEL): no such file",
+                                   candidates[i]);
+    }
+    return blurd_error_set(err, BLURD_ENOENT,
+                           "no model: neither models/default.safetensors nor "
+                           "%s/models/default.safetensors exists; name one with --model FILE",
+                           BLURD_DATADIR);
+}
+
+/* ---- output ----------------------------------------------------------------------- */
+
+static void clear_progress(struct run *run)
+{
+    if (run->progress)
+        fputs("\r\033[K", stderr);
+}
+
+static void show_progress(struct run *run, bool force)
+{
+    if (!run->progress)
+        return;
+    double t = now_seconds();
+    if (!force && t - run->last_progress < 0.1)
+        return;
+    run->last_progress = t;
+    size_t total = run->files.count, done = run->finished;
+    double elapsed = t - run->start, rate = elapsed > 0.0 ? (double)done / elapsed : 0.0;
+    int width = 30, filled = total ? (int)((double)width * (double)done / (double)total) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    long eta = rate > 0.0 ? (long)((double)(total - done) / rate + 0.5) : 0;
+    fprintf(stderr, "\r\033[K%zu/%zu [%s] %3.0f%%  %.1f images/s  ETA %ld:%02ld", done, total,
+            bar, total ? 100.0 * (double)done / (double)total : 100.0, rate, eta / 60, eta % 60);
+    fflush(stderr);
+}
+
+/* CSV field quoting (RFC 4180): quote when the field holds a comma, quote or line break. */
+static void print_csv_field(const char *text)
+{
+    if (strpbrk(text, ",\"\r\n") == NULL) {
+        fputs(text, stdout);
+        return;
+    }
+    putchar('"');
+    for (const char *c = text; *c; c++) {
+        if (*c == '"')
+            putchar('"');
+        putchar(*c);
+    }
+    putchar('"');
+}
+
+static void print_header(const struct run *run)
+{
+    switch (run->options->format) {
+    case BLURD_FORMAT_TABLE:
+        printf("%-8s %9s %8s %6s %6s %8s  %s\n", "verdict", "p_blurred", "p_clear", "width",
+               "height", "ms", "path");
+        break;
+    case BLURD_FORMAT_CSV:
+        printf("path,verdict,p_blurred,p_clear,width,height,milliseconds\n");
+        break;
+    case BLURD_FORMAT_JSON:
+        printf("[");
+        break;
+    }
+}
+
+static void print_record(struct run *run, const char *path, const struct outcome *o)
+{
+    const char *verdict = o->p_blurred >= run->threshold ? "blurred" : "clear";
+    double p = (double)o->p_blurred, q = 1.0 - p;
+    switch (run->options->format) {
+    case BLURD_FORMAT_TABLE:
+        printf("%-8s %9.4f %8.4f %6d %6d %8.1f  %s\n", verdict, p, q, o->width, o->height,
+               (double)o->milliseconds, path);
+        break;
+    case BLURD_FORMAT_CSV:
+        print_csv_field(path);
+        printf(",%s,%.6f,%.6f,%d,%d,%.1f\n", verdict, p, q, o->width, o->height,
+               (double)o->milliseconds);
+        break;
+    case BLURD_FORMAT_JSON: {
+        json_t *record = json_pack("{s:s, s:s, s:f, s:f, s:i, s:i, s:f}", "path", path,
+                                   "verdict", verdict, "p_blurred", p, "p_clear", q, "width",
+                                   o->width, "height", o->height, "milliseconds",
+                                   (double)o->milliseconds);
+        char *text = record ? json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+        if (text != NULL)
+            printf("%s\n%s", run->json_first ? "" : ",", text);
+        run->json_first = false;
+        free(text);
+        json_decref(record);
+        break;
+    }
+    }
+}
+
+static void print_footer(const struct run *run)
+{
+    if (run->options->format == BLURD_FORMAT_JSON)
+        printf("\n]\n");
+    fflush(stdout);
+}
+
+/* Prints, in input order, every finished outcome whose predecessors are all printed. */
+static void print_ready(struct run *run)
+{
+    bool printed = false;
+    while (run->next_to_print < run->files.count && run->outcomes[run->next_to_print].done) {
+        struct outcome *o = &run->outcomes[run->next_to_print];
+        const char *path = run->files.paths[run->next_to_print];
+        if (!printed)
+            clear_progress(run);
+        printed = true;
+        if (o->status == 0)
+            print_record(run, path, o);
+        else if (o->error != NULL)
+            blurd_log_error("%s", o->error);
+        free(o->error);
+        o->error = NULL;
+        run->next_to_print++;
+    }
+    if (printed)
+        fflush(stdout);
+}
+
+/* ---- database --------------------------------------------------------------------- */
+
+static int store_result(struct run *run, const struct blurd_result *r, char *err)
+{
+    char absolute[PATH_MAX];
+    if (realpath(r->path, absolute) == NULL)
+        snprintf(absolute, sizeof absolute, "%s", r->path);
+    struct stat st;
+    bool have_stat = stat(r->path, &st) == 0;
+    const char *verdict = NULL;
+    if (r->status == 0)
+        verdict = r->p_blurred >= run->threshold ? "blurred" : "clear";
+    struct blurd_store_row row = {
+        .path = absolute,
+        .size = have_stat ? (int64_t)st.st_size : -1,
+        .mtime_ns = have_stat ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : 0,
+        .width = r->info.width,
+        .height = r->info.height,
+        .format = r->info.format[0] ? r->info.format : NULL,
+        .p_blurred = (double)r->p_blurred,
+        .verdict = verdict,
+        .model_hash = blurd_model_hash(run->model),
+        .model_name = blurd_model_name(run->model),
+        .input_mode = run->input_name,
+        .milliseconds = r->decode_ms + r->network_ms,
+        .moved_to = NULL,
+        .error = r->status != 0 ? r->error : NULL,
+    };
+    int rc = 0;
+    if (run->rows_in_transaction == 0)
+        rc = blurd_store_begin(run->store, err);
+    if (rc == 0)
+        rc = blurd_store_put(run->store, &row, err);
+    if (rc == 0 && ++run->rows_in_transaction >= ROWS_PER_TRANSACTION) {
+        rc = blurd_store_commit(run->store, err);
+        run->rows_in_transaction = 0;
+    }
+    return rc;
+}
+
+/* ---- the run ---------------------------------------------------------------------- */
+
+static void record_result(struct run *run, const struct blurd_result *r)
+{
+    struct outcome *o = &run->outcomes[r->id];
+    o->done = true;
+    o->status = r->status;
+    o->p_blurred = r->p_blurred;
+    o->width = r->info.width;
+    o->height = r->info.height;
+    snprintf(o->format, sizeof o->format, "%s", r->info.format);
+    o->milliseconds = (float)(r->decode_ms + r->network_ms);
+    run->finished++;
+
+    struct blurd_classify_summary *s = run->summary;
+    if (r->status == 0) {
+        if (r->p_blurred >= run->threshold)
+            s->blurred++;
+        else
+            s->clear++;
+    } else if (r->status == BLURD_ENOTIMAGE && !blurd_image_has_image_extension(r->path)) {
+        /* named explicitly but neither called nor shaped like an image: not a failure */
+        s->skipped++;
+    } else {
+        s->failed++;
+        o->error = strdup(r->error[0] ? r->error : blurd_strerror(r->status));
+    }
+    if (run->store != NULL) {
+        char err[BLURD_ERR_LEN];
+        if (store_result(run, r, err) != 0) {
+            blurd_log_error("%s", err);
+            /* a database that fails once will keep failing: stop writing, keep judging */
+            blurd_store_close(run->store);
+            run->store = NULL;
+            s->failed++;
+        }
+    }
+}
+
+static int open_model(const struct blurd_classify_options *options, blurd_model **model,
+                      char *err)
+{
+    char default_path[PATH_MAX];
+    const char *path = options->model_path;
+    if (path == NULL) {
+        int rc = blurd_classify_default_model(default_path, err);
+        if (rc != 0)
+            return rc;
+        path = default_path;
+    }
+    return blurd_model_load(model, path, err);
+}
+
+int blurd_classify_run(const struct blurd_classify_options *options,
+                       struct blurd_classify_summary *summary, char *err)
+{
+    *summary = (struct blurd_classify_summary){0};
+    struct run run = {.options = options, .summary = summary, .json_first = true};
+    blurd_model *model = NULL;
+    blurd_pipeline *pipeline = NULL;
+    int rc = open_model(options, &model, err);
+    if (rc != 0)
+        return rc;
+    run.model = model;
+
+    const struct blurd_preprocess *pre = blurd_model_preprocess(model);
+    struct blurd_image_options image = {
+        .input = options->input >= 0 ? (enum blurd_input_mode)options->input : pre->input,
+        .size = pre->tile_size,
+        .tile_count = pre->tile_count,
+        .analysis_size = pre->analysis_size,
+        .max_pixels = options->max_pixels,
+    };
+    run.threshold = options->threshold >= 0.0f ? options->threshold : pre->threshold;
+    run.input_name = image.input == BLURD_INPUT_TILES ? "tiles" : "resize";
+
+    if (options->db_path != NULL && (rc = blurd_store_open(&run.store, options->db_path, err)) != 0)
+        goto done;
+    if ((rc = blurd_files_collect(&run.files, options->paths, options->path_count,
+                                  options->files_from, options->recursive, err)) != 0)
+        goto done;
+    summary->skipped = run.files.skipped;
+    summary->failed = run.files.unreadable;
+    summary->total = run.files.count;
+    run.outcomes = calloc(run.files.count ? run.files.count : 1, sizeof *run.outcomes);
+    if (run.outcomes == NULL) {
+        rc = blurd_error_set(err, BLURD_ENOMEM, "out of memory for %zu files", run.files.count);
+        goto done;
+    }
+
+    /* One job per core already keeps every core busy; with fewer jobs than cores, let
+     * each GEMM use the spare ones. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int jobs = options->jobs;
+    if ((size_t)jobs > run.files.count && run.files.count > 0)
+        jobs = (int)run.files.count;
+    blurd_gemm_set_threads(cores > jobs ? (int)(cores / jobs) : 1);
+    struct blurd_pipeline_options pipeline_options = {
+        .model = model, .image = image, .jobs = jobs, .queue_depth = 2 * jobs};
+    if ((rc = blurd_pipeline_create(&pipeline, &pipeline_options, err)) != 0)
+        goto done;
+
+    run.progress = options->progress > 0 || (options->progress < 0 && isatty(STDERR_FILENO));
+    struct sigaction action = {.sa_handler = on_stop_signal}, old_int, old_term;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &old_int);
+    sigaction(SIGTERM, &action, &old_term);
+    stop_requested = 0;
+
+    run.start = now_seconds();
+    print_header(&run);
+    size_t submitted = 0;
+    struct blurd_result *result = malloc(sizeof *result);
+    if (result == NULL) {
+        rc = blurd_error_set(err, BLURD_ENOMEM, "out of memory");
+        goto restore;
+    }
+    for (;;) {
+        while (!stop_requested && submitted < run.files.count) {
+            int s = blurd_pipeline_try_submit(pipeline, submitted, run.files.paths[submitted]);
+            if (s == BLURD_EBUSY)
+                break;
+            if (s != 0) { /* a path too long to be a file: judge it failed right here */
+                struct blurd_result *r = result;
+                memset(r, 0, sizeof *r);
+                r->id = submitted;
+                snprintf(r->path, sizeof r->path, "%.100s...", run.files.paths[submitted]);
+                r->status = s;
+                snprintf(r->error, sizeof r->error, "%.100s...: path too long", run.files.paths[submitted]);
+                record_result(&run, r);
+            }
+            submitted++;
+        }
+        if (!blurd_pipeline_next(pipeline, result, 1))
+            break; /* nothing in flight: all submitted work is collected */
+        record_result(&run, result);
+        print_ready(&run);
+        show_progress(&run, false);
+    }
+    /* Interrupted runs leave the unsubmitted files unprinted; mark them so order holds. */
+    summary->interrupted = submitted < run.files.count;
+    print_ready(&run);
+    clear_progress(&run);
+    print_footer(&run);
+    free(result);
+
+restore:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+done:
+    summary->seconds = run.start > 0.0 ? now_seconds() - run.start : 0.0;
+    blurd_pipeline_free(pipeline);
+    if (run.store != NULL) {
+        char close_err[BLURD_ERR_LEN];
+        if (run.rows_in_transaction > 0 && blurd_store_commit(run.store, close_err) != 0) {
+            blurd_log_error("%s", close_err);
+            summary->failed++;
+        }
+        blurd_store_close(run.store);
+    }
+    for (size_t i = 0; run.outcomes != NULL && i < run.files.count; i++)
+        free(run.outcomes[i].error);
+    free(run.outcomes);
+    blurd_files_clear(&run.files);
+    blurd_model_free(model);
+    return rc;
+}

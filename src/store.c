@@ -1,0 +1,387 @@
+/* store.c - the results database: opening an SQLite file in WAL mode, migrating its schema
+ * by PRAGMA user_version, and writing one row per judged image through a statement
+ * prepared once.
+ *
+ * Workload: one writer (the daemon's loop thread, or `blurd classify`) putting a few to a
+ * few hundred rows per second in batched transactions, while people read the same file with
+ * `sqlite3`.  WAL is what lets those readers run without blocking the writer or being
+ * blocked by it; synchronous=NORMAL is durable across crashes of blurd and, in WAL mode,
+ * loses at most the last transactions on power loss, which a rescan re-judges anyway.
+ */
+#include "blurd/store.h"
+
+#include "blurd/error.h"
+#include "blurd/log.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* "blrd" in ASCII: marks the file as blurd's, so a stray SQLite file is never migrated. */
+#define BLURD_STORE_APPLICATION_ID 0x626c7264
+
+/* The migration table: migrations[i] takes the schema from version i to i + 1.  Each step
+ * runs in the same transaction as its user_version bump, so a database is always at exactly
+ * one version.  Append new steps; never edit a step that has shipped, because databases in
+ * the field were built by it.  The table is not STRICT, so that sqlite3 tools older than
+ * 3.37 can still read it; the store binds the right types itself. */
+static const char *const migrations[] = {
+    /* 1: the images table of store.h.  The unique index on path is what the upsert
+     * conflicts on; the other two serve the README's queries ("the blurred ones, newest
+     * first", "what was judged today"). */
+    "CREATE TABLE images ("
+    " id INTEGER PRIMARY KEY,"
+    " path TEXT NOT NULL,"
+    " size INTEGER,"
+    " mtime INTEGER,"
+    " width INTEGER,"
+    " height INTEGER,"
+    " format TEXT,"
+    " p_blurred REAL,"
+    " verdict TEXT,"
+    " model_hash TEXT,"
+    " model_name TEXT,"
+    " input_mode TEXT,"
+    " classified_at TEXT,"
+    " milliseconds REAL,"
+    " moved_to TEXT,"
+    " error TEXT"
+    ");"
+    "CREATE UNIQUE INDEX images_path ON images (path);"
+    "CREATE INDEX images_verdict ON images (verdict, classified_at);"
+    "CREATE INDEX images_classified_at ON images (classified_at);",
+};
+#define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
+_Static_assert(MIGRATION_COUNT == BLURD_STORE_SCHEMA_VERSION,
+               "store.h's schema version must equal the number of migrations");
+
+/* Parameters are numbered so that binding in blurd_store_put reads against this text. */
+static const char put_sql[] =
+    "INSERT INTO images (path, size, mtime, width, height, format, p_blurred, verdict,"
+    " model_hash, model_name, input_mode, classified_at, milliseconds, moved_to, error)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+    " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?12, ?13, ?14)"
+    " ON CONFLICT (path) DO UPDATE SET"
+    " size = excluded.size, mtime = excluded.mtime, width = excluded.width,"
+    " height = excluded.height, format = excluded.format, p_blurred = excluded.p_blurred,"
+    " verdict = excluded.verdict, model_hash = excluded.model_hash,"
+    " model_name = excluded.model_name, input_mode = excluded.input_mode,"
+    " classified_at = excluded.classified_at, milliseconds = excluded.milliseconds,"
+    " moved_to = excluded.moved_to, error = excluded.error";
+
+struct blurd_store {
+    sqlite3 *db;
+    sqlite3_stmt *put;
+    sqlite3_stmt *begin;
+    sqlite3_stmt *commit;
+    char *path; /* owned; for messages */
+};
+
+/* The blurd code for an SQLite failure: the file-system reason when the file could not be
+ * opened, so that main can say "no such directory" rather than "database error". */
+static int code_for(sqlite3 *db, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return BLURD_ENOMEM;
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+        return BLURD_EIO;
+    case SQLITE_CANTOPEN:
+        if (db != NULL && sqlite3_system_errno(db) != 0)
+            return blurd_error_from_errno(sqlite3_system_errno(db));
+        return BLURD_EDB;
+    default:
+        return BLURD_EDB;
+    }
+}
+
+/* Fills `err` with "PATH: WHAT: SQLite's reason" and returns the matching code. */
+static int sqlite_failure(sqlite3 *db, int rc, const char *path, const char *what, char *err)
+{
+    const char *reason = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    return blurd_error_set(err, code_for(db, rc), "%s: %s: %s", path, what, reason);
+}
+
+/* Runs SQL that returns no rows (several statements allowed). */
+static int execute(blurd_store *store, const char *sql, const char *what, char *err)
+{
+    int rc = sqlite3_exec(store->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite_failure(store->db, rc, store->path, what, err);
+    return 0;
+}
+
+/* Runs one statement that returns a single value (a PRAGMA or a count) into *value. */
+static int query_int(blurd_store *store, const char *sql, const char *what, int64_t *value,
+                     char *err)
+{
+    sqlite3_stmt *statement = NULL;
+    int rc = sqlite3_prepare_v2(store->db, sql, -1, &statement, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(statement);
+        if (rc == SQLITE_ROW) {
+            *value = sqlite3_column_int64(statement, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    int code = rc == SQLITE_OK ? 0 : sqlite_failure(store->db, rc, store->path, what, err);
+    sqlite3_finalize(statement);
+    return code;
+}
+
+/* Reads the file's identity and version into *version and refuses what blurd must not touch:
+ * someone else's SQLite database and a schema newer than this blurd.  A file that is not an
+ * SQLite database at all fails here, on the first read, with SQLite's "file is not a
+ * database".  Called once before the journal mode is changed (so a refused file is left
+ * exactly as it was) and again inside the migration transaction (another process may have
+ * migrated in between). */
+static int check_schema(blurd_store *store, int64_t *version, char *err)
+{
+    int64_t application_id = 0, objects = 0;
+    int code = query_int(store, "PRAGMA application_id", "cannot read the database",
+                         &application_id, err);
+    if (code == 0)
+        code = query_int(store, "PRAGMA user_version", "cannot read the database", version,
+                         err);
+    if (code == 0)
+        code = query_int(store, "SELECT count(*) FROM sqlite_schema",
+                         "cannot read the database", &objects, err);
+    if (code != 0)
+        return code;
+    if (application_id != BLURD_STORE_APPLICATION_ID && (objects != 0 || *version != 0))
+        return blurd_error_set(err, BLURD_EDB,
+                               "%s: not a blurd database (an SQLite database with "
+                               "application_id %lld, user_version %lld and %lld schema objects)",
+                               store->path, (long long)application_id, (long long)*version,
+                               (long long)objects);
+    if (*version > BLURD_STORE_SCHEMA_VERSION)
+        return blurd_error_set(err, BLURD_EDB,
+                               "%s: schema version %lld is newer than this blurd understands "
+                               "(%d); use a newer blurd",
+                               store->path, (long long)*version, BLURD_STORE_SCHEMA_VERSION);
+    if (*version < 0)
+        return blurd_error_set(err, BLURD_EDB, "%s: invalid schema version %lld", store->path,
+                               (long long)*version);
+    return 0;
+}
+
+/* Switches the file to WAL and checks that it took: journal_mode answers with the mode in
+ * force, which stays "memory" or "delete" where WAL is impossible, without failing. */
+static int use_wal(blurd_store *store, char *err)
+{
+    sqlite3_stmt *statement = NULL;
+    int rc = sqlite3_prepare_v2(store->db, "PRAGMA journal_mode = WAL", -1, &statement, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(statement);
+    if (rc != SQLITE_ROW) {
+        int code = sqlite_failure(store->db, rc, store->path, "cannot turn on WAL", err);
+        sqlite3_finalize(statement);
+        return code;
+    }
+    const unsigned char *mode = sqlite3_column_text(statement, 0);
+    int code = 0;
+    if (mode == NULL || strcmp((const char *)mode, "wal") != 0)
+        code = blurd_error_set(err, BLURD_EDB,
+                               "%s: the journal mode stayed \"%s\": blurd needs WAL so that "
+                               "readers never block the writer (is it a file on a local disk?)",
+                               store->path, mode != NULL ? (const char *)mode : "unknown");
+    sqlite3_finalize(statement);
+    return code;
+}
+
+/* Brings the schema from its version to BLURD_STORE_SCHEMA_VERSION in one write
+ * transaction.  BEGIN IMMEDIATE takes the write lock first, so two blurds opening a new
+ * file at once migrate it once: the second waits, then finds it current. */
+static int migrate(blurd_store *store, char *err)
+{
+    int code = execute(store, "BEGIN IMMEDIATE", "cannot start the schema migration", err);
+    if (code != 0)
+        return code;
+    int64_t version = 0;
+    code = check_schema(store, &version, err);
+    if (code == 0 && version == 0) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA application_id = %d", BLURD_STORE_APPLICATION_ID);
+        code = execute(store, sql, "cannot mark the database as blurd's", err);
+    }
+    for (int64_t step = version; code == 0 && step < MIGRATION_COUNT; step++) {
+        char what[64], sql[64];
+        snprintf(what, sizeof what, "cannot migrate the schema to version %lld",
+                 (long long)step + 1);
+        code = execute(store, migrations[step], what, err);
+        if (code == 0) {
+            snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)step + 1);
+            code = execute(store, sql, what, err);
+        }
+    }
+    if (code == 0)
+        return execute(store, "COMMIT", "cannot commit the schema migration", err);
+    sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL); /* keep the first error */
+    return code;
+}
+
+static int prepare(blurd_store *store, const char *sql, sqlite3_stmt **statement, char *err)
+{
+    int rc = sqlite3_prepare_v3(store->db, sql, -1, SQLITE_PREPARE_PERSISTENT, statement, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite_failure(store->db, rc, store->path, "cannot prepare a statement", err);
+    return 0;
+}
+
+/* Everything after the handle exists; on failure the caller closes the handle. */
+static int set_up(blurd_store *store, char *err)
+{
+    sqlite3_extended_result_codes(store->db, 1);
+    int rc = sqlite3_busy_timeout(store->db, 5000);
+    if (rc != SQLITE_OK)
+        return sqlite_failure(store->db, rc, store->path, "cannot set the busy timeout", err);
+    int64_t version = 0;
+    int code = check_schema(store, &version, err);
+    if (code == 0)
+        code = use_wal(store, err);
+    if (code == 0)
+        code = execute(store, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+                       "cannot set the connection's options", err);
+    if (code == 0)
+        code = migrate(store, err);
+    if (code == 0)
+        code = prepare(store, put_sql, &store->put, err);
+    if (code == 0)
+        code = prepare(store, "BEGIN IMMEDIATE", &store->begin, err);
+    if (code == 0)
+        code = prepare(store, "COMMIT", &store->commit, err);
+    return code;
+}
+
+int blurd_store_open(blurd_store **out, const char *path, char *err)
+{
+    if (out == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "blurd_store_open: out is NULL");
+    *out = NULL;
+    if (path == NULL || path[0] == '\0')
+        return blurd_error_set(err, BLURD_EINVAL, "blurd_store_open: no database path given");
+    blurd_store *store = calloc(1, sizeof *store);
+    if (store == NULL || (store->path = strdup(path)) == NULL) {
+        free(store);
+        return blurd_error_set(err, BLURD_ENOMEM, "%s: out of memory", path);
+    }
+    /* NOMUTEX: the handle is used by one thread at a time, so SQLite's own locking of the
+     * connection would only cost time.  No URI flag: the path is always a file name. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &store->db, flags, NULL);
+    int code = rc == SQLITE_OK ? set_up(store, err)
+                               : sqlite_failure(store->db, rc, path, "cannot open", err);
+    if (code != 0) {
+        blurd_store_close(store);
+        return code;
+    }
+    *out = store;
+    return 0;
+}
+
+void blurd_store_close(blurd_store *store)
+{
+    if (store == NULL)
+        return;
+    if (store->db != NULL && !sqlite3_get_autocommit(store->db)) {
+        char err[BLURD_ERR_LEN];
+        if (blurd_store_commit(store, err) != 0)
+            blurd_log_error("%s (the last results are lost)", err);
+        /* sqlite3_close rolls back a transaction that is still open. */
+    }
+    sqlite3_finalize(store->put);
+    sqlite3_finalize(store->begin);
+    sqlite3_finalize(store->commit);
+    /* With every statement finalised this cannot be SQLITE_BUSY; the last connection to
+     * close also checkpoints the log into the database and removes the -wal file. */
+    sqlite3_close(store->db);
+    free(store->path);
+    free(store);
+}
+
+/* Steps a prepared statement that returns no rows and resets it for the next use. */
+static int step_once(blurd_store *store, sqlite3_stmt *statement, const char *what, char *err)
+{
+    int rc = sqlite3_step(statement);
+    int code = rc == SQLITE_DONE ? 0 : sqlite_failure(store->db, rc, store->path, what, err);
+    sqlite3_reset(statement);
+    return code;
+}
+
+int blurd_store_begin(blurd_store *store, char *err)
+{
+    if (store == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "blurd_store_begin: store is NULL");
+    return step_once(store, store->begin, "cannot begin a transaction", err);
+}
+
+int blurd_store_commit(blurd_store *store, char *err)
+{
+    if (store == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "blurd_store_commit: store is NULL");
+    return step_once(store, store->commit, "cannot commit", err);
+}
+
+/* Binds a borrowed string, or NULL.  SQLITE_STATIC avoids a copy per column: the string
+ * lives until blurd_store_put returns, and put clears the bindings before it does. */
+static int bind_text(sqlite3_stmt *statement, int index, const char *text)
+{
+    if (text == NULL)
+        return sqlite3_bind_null(statement, index);
+    return sqlite3_bind_text(statement, index, text, -1, SQLITE_STATIC);
+}
+
+int blurd_store_put(blurd_store *store, const struct blurd_store_row *row, char *err)
+{
+    if (store == NULL || row == NULL || row->path == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "%s: a result needs a path",
+                               store != NULL ? store->path : "blurd_store_put");
+    const char *verdict = row->verdict;
+    if (verdict != NULL && strcmp(verdict, "blurred") != 0 && strcmp(verdict, "clear") != 0)
+        return blurd_error_set(err, BLURD_EINVAL, "%s: %s: invalid verdict \"%s\"",
+                               store->path, row->path, verdict);
+
+    sqlite3_stmt *put = store->put;
+    int rc = bind_text(put, 1, row->path);
+    if (rc == SQLITE_OK)
+        rc = row->size >= 0 ? sqlite3_bind_int64(put, 2, row->size) : sqlite3_bind_null(put, 2);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(put, 3, row->mtime_ns);
+    if (rc == SQLITE_OK)
+        rc = row->width > 0 ? sqlite3_bind_int(put, 4, row->width) : sqlite3_bind_null(put, 4);
+    if (rc == SQLITE_OK)
+        rc = row->height > 0 ? sqlite3_bind_int(put, 5, row->height)
+                             : sqlite3_bind_null(put, 5);
+    if (rc == SQLITE_OK)
+        rc = bind_text(put, 6, row->format);
+    if (rc == SQLITE_OK)
+        rc = verdict != NULL ? sqlite3_bind_double(put, 7, row->p_blurred)
+                             : sqlite3_bind_null(put, 7);
+    if (rc == SQLITE_OK)
+        rc = bind_text(put, 8, verdict);
+    if (rc == SQLITE_OK)
+        rc = bind_text(put, 9, row->model_hash);
+    if (rc == SQLITE_OK)
+        rc = bind_text(put, 10, row->model_name);
+    if (rc == SQLITE_OK)
+        rc = bind_text(put, 11, row->input_mode);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(put, 12, row->milliseconds);
+    if (rc == SQLITE_OK)
+        rc = bind_text(put, 13, row->moved_to);
+    if (rc == SQLITE_OK)
+        rc = bind_text(put, 14, row->error);
+
+    int code;
+    if (rc != SQLITE_OK) {
+        code = sqlite_failure(store->db, rc, store->path, "cannot bind a result", err);
+        sqlite3_reset(put);
+    } else {
+        code = step_once(store, put, "cannot store a result", err);
+    }
+    sqlite3_clear_bindings(put);
+    return code;
+}
