@@ -31,8 +31,8 @@
  * photo and is refused as not an image, whether or not its loader is blocked. */
 static const char *const accepted_formats[] = {"jpeg", "png", "webp", "tiff", "gif", "heif"};
 
-static const char *const image_extensions[] = {"jpg", "jpeg", "png",  "webp", "tif",
-                                               "tiff", "gif", "heic", "heif", "avif"};
+static const char *const image_extensions[] = {"jpg",  "jpeg", "png",  "webp", "tif",
+                                               "tiff", "gif",  "heic", "heif", "avif"};
 
 /* thumbnail_source in libvips 8.14 does not hand its own fail_on to the loader (a
  * truncated JPEG then decodes with grey rows), so it also travels in the loader's option
@@ -174,8 +174,7 @@ static int open_image_file(const char *path, int *out_fd, char *err)
     struct stat st;
     if (stat(path, &st) != 0) {
         int saved = errno;
-        return blurd_error_set(err, blurd_error_from_errno(saved), "%s: %s", path,
-                               strerror(saved));
+        return blurd_error_set(err, blurd_error_from_errno(saved), "%s: %s", path, strerror(saved));
     }
     if (S_ISDIR(st.st_mode))
         return blurd_error_set(err, BLURD_EISDIR, "%s: is a directory", path);
@@ -187,8 +186,7 @@ static int open_image_file(const char *path, int *out_fd, char *err)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int saved = errno;
-        return blurd_error_set(err, blurd_error_from_errno(saved), "%s: %s", path,
-                               strerror(saved));
+        return blurd_error_set(err, blurd_error_from_errno(saved), "%s: %s", path, strerror(saved));
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
         int is_dir = S_ISDIR(st.st_mode);
@@ -196,8 +194,7 @@ static int open_image_file(const char *path, int *out_fd, char *err)
         if (is_dir)
             return blurd_error_set(err, BLURD_EISDIR, "%s: is a directory", path);
         return blurd_error_set(err, BLURD_ENOTIMAGE,
-                               "%s: changed while being opened (no longer a non-empty file)",
-                               path);
+                               "%s: changed while being opened (no longer a non-empty file)", path);
     }
     *out_fd = fd;
     return 0;
@@ -229,11 +226,11 @@ static int accepted_format(const char *class_name, const char *path, char *forma
         if (strcmp(format, accepted_formats[i]) == 0)
             accepted = true;
     if (!accepted)
-        return blurd_error_set(err, BLURD_ENOTIMAGE, "%s: %s data is not a photo format blurd reads",
-                               path, format);
-    if (flags & VIPS_OPERATION_BLOCKED)
         return blurd_error_set(err, BLURD_ENOTIMAGE,
-                               "%s: the %s loader is blocked as untrusted", path, format);
+                               "%s: %s data is not a photo format blurd reads", path, format);
+    if (flags & VIPS_OPERATION_BLOCKED)
+        return blurd_error_set(err, BLURD_ENOTIMAGE, "%s: the %s loader is blocked as untrusted",
+                               path, format);
     return 0;
 }
 
@@ -256,9 +253,9 @@ static int to_srgb8(VipsImage *in, VipsImage **out, const char *path, char *err)
         /* After the conversion to sRGB, band 4 is alpha (0..255).  Flatten's result is
          * not necessarily uchar; the cast below restores it. */
         VipsArrayDouble *white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
-        int rc = image->Bands == 4 ? vips_flatten(image, &next, "background", white,
-                                                  "max_alpha", 255.0, NULL)
-                                   : vips_extract_band(image, &next, 0, "n", 3, NULL);
+        int rc = image->Bands == 4
+                     ? vips_flatten(image, &next, "background", white, "max_alpha", 255.0, NULL)
+                     : vips_extract_band(image, &next, 0, "n", 3, NULL);
         vips_area_unref(VIPS_AREA(white));
         if (rc != 0)
             goto fail;
@@ -420,8 +417,8 @@ static void write_tiles(const uint8_t *rgb, int width, int size, const int *tile
     for (int t = 0; t < count; t++) {
         float *tile = inputs + (size_t)t * row_values * (size_t)size;
         for (int r = 0; r < size; r++) {
-            const uint8_t *src = rgb + ((size_t)(tile_y[t] + r) * (size_t)width +
-                                        (size_t)tile_x[t]) * 3;
+            const uint8_t *src =
+                rgb + ((size_t)(tile_y[t] + r) * (size_t)width + (size_t)tile_x[t]) * 3;
             kernels->u8_to_float(row_values, src, tile + (size_t)r * row_values, 1.0f / 255.0f);
         }
     }
@@ -452,8 +449,7 @@ static int decode(VipsSource *source, const char *path, const struct blurd_image
     const char *class_name = vips_foreign_find_load_source(source);
     if (class_name == NULL) {
         vips_error_clear();
-        return blurd_error_set(err, BLURD_ENOTIMAGE, "%s: not an image format libvips reads",
-                               path);
+        return blurd_error_set(err, BLURD_ENOTIMAGE, "%s: not an image format libvips reads", path);
     }
     int rc = accepted_format(class_name, path, info->format, sizeof info->format, err);
     if (rc != 0)
@@ -468,25 +464,24 @@ static int decode(VipsSource *source, const char *path, const struct blurd_image
     info->height = header->Ysize; /* one page: loaders read the first frame by default */
     g_object_unref(header);
 
-    uint64_t max_pixels = options->max_pixels != 0 ? options->max_pixels
-                                                   : BLURD_IMAGE_DEFAULT_MAX_PIXELS;
+    uint64_t max_pixels =
+        options->max_pixels != 0 ? options->max_pixels : BLURD_IMAGE_DEFAULT_MAX_PIXELS;
     uint64_t pixels = (uint64_t)info->width * (uint64_t)info->height;
     if (pixels > max_pixels)
-        return blurd_error_set(err, BLURD_ETOOBIG,
-                               "%s: %dx%d is %llu pixels, over the limit of %llu", path,
-                               info->width, info->height, (unsigned long long)pixels,
-                               (unsigned long long)max_pixels);
+        return blurd_error_set(
+            err, BLURD_ETOOBIG, "%s: %dx%d is %llu pixels, over the limit of %llu", path,
+            info->width, info->height, (unsigned long long)pixels, (unsigned long long)max_pixels);
     if (info->width < BLURD_IMAGE_MIN_SIDE || info->height < BLURD_IMAGE_MIN_SIDE)
-        return blurd_error_set(err, BLURD_ETOOSMALL, "%s: %dx%d is under %d pixels on a side",
-                               path, info->width, info->height, BLURD_IMAGE_MIN_SIDE);
+        return blurd_error_set(err, BLURD_ETOOSMALL, "%s: %dx%d is under %d pixels on a side", path,
+                               info->width, info->height, BLURD_IMAGE_MIN_SIDE);
 
     int size = options->size;
     VipsImage *image = NULL;
     if (options->input == BLURD_INPUT_RESIZE) {
         /* Squashed to size x size like Keras' load_img(target_size=...); thumbnail picks
          * the JPEG DCT scaling from the less-shrunk axis, then reduces to the exact size. */
-        rc = vips_thumbnail_source(source, &image, size, "height", size, "size",
-                                   VIPS_SIZE_FORCE, "option_string", LOADER_OPTIONS, "fail_on",
+        rc = vips_thumbnail_source(source, &image, size, "height", size, "size", VIPS_SIZE_FORCE,
+                                   "option_string", LOADER_OPTIONS, "fail_on",
                                    VIPS_FAIL_ON_TRUNCATED, NULL);
     } else {
         /* One scale from the stored size: down to the analysis size if larger, but never

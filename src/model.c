@@ -552,29 +552,35 @@ static int check_entry(const json_t *entry, const struct blurd_tensor *tensor,
 }
 
 /* safetensors requires the tensors to tile the data buffer exactly: no two share a byte
- * and no byte belongs to none, so a file cannot hide data or alias one tensor in another. */
+ * and no byte belongs to none, so a file cannot hide data or alias one tensor in another.
+ * Overlaps are looked for first, as aliasing is the graver fault. */
 static int check_coverage(const blurd_net *net, struct range *ranges, int count,
                           uint64_t data_size, const char *path, char *err)
 {
     qsort(ranges, (size_t)count, sizeof *ranges, compare_ranges);
     uint64_t covered = 0;
-    int previous = -1;
+    int last = -1; /* the range that reaches `covered` */
     for (int i = 0; i < count; i++) {
+        if (ranges[i].begin == ranges[i].end)
+            continue; /* an empty tensor owns no bytes */
         if (ranges[i].begin < covered) {
             struct blurd_tensor a, b;
-            blurd_net_tensor(net, previous, &a);
+            blurd_net_tensor(net, ranges[last].tensor, &a);
             blurd_net_tensor(net, ranges[i].tensor, &b);
             return fail(err, BLURD_EMODEL, path, "tensors %s and %s overlap in the data",
                         a.name, b.name);
         }
+        covered = ranges[i].end;
+        last = i;
+    }
+    covered = 0;
+    for (int i = 0; i < count; i++) {
         if (ranges[i].begin > covered)
             return fail(err, BLURD_EMODEL, path,
                         "hole in the data: bytes %llu to %llu belong to no tensor",
                         (unsigned long long)covered, (unsigned long long)ranges[i].begin);
-        if (ranges[i].end > ranges[i].begin) {
+        if (ranges[i].end > covered)
             covered = ranges[i].end;
-            previous = ranges[i].tensor;
-        }
     }
     if (covered != data_size)
         return fail(err, BLURD_EMODEL, path,
@@ -597,8 +603,8 @@ static int copy_tensor(const unsigned char *data, enum dtype dtype,
             value = half_to_float(half);
         }
         if (!isfinite(value))
-            return fail(err, BLURD_EMODEL, path, "tensor %s has a %s weight at index %zu",
-                        tensor->name, isnan(value) ? "NaN" : "infinite", i);
+            return fail(err, BLURD_EMODEL, path, "tensor %s has %s weight at index %zu",
+                        tensor->name, isnan(value) ? "a NaN" : "an infinite", i);
         tensor->data[i] = value;
     }
     return 0;
@@ -964,8 +970,8 @@ static int check_savable(const blurd_model *model, int half, const char *path, c
             float value = tensor.data[i];
             if (!isfinite(value))
                 return fail(err, BLURD_EINVAL, path,
-                            "not saved: tensor %s has a %s weight at index %zu", tensor.name,
-                            isnan(value) ? "NaN" : "infinite", i);
+                            "not saved: tensor %s has %s weight at index %zu", tensor.name,
+                            isnan(value) ? "a NaN" : "an infinite", i);
             if (half && fabsf(value) >= 65520.0f)
                 return fail(err, BLURD_EINVAL, path,
                             "not saved: tensor %s holds %g, beyond half precision's range",

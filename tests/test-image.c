@@ -69,9 +69,9 @@ static void assert_tail_untouched(const float *buffer, int count, int size)
 /* A w x h image with `bands` uchar bands from `pixels` (copied). */
 static VipsImage *image_from_bytes(const uint8_t *pixels, int width, int height, int bands)
 {
-    VipsImage *image = vips_image_new_from_memory_copy(
-        pixels, (size_t)width * (size_t)height * (size_t)bands, width, height, bands,
-        VIPS_FORMAT_UCHAR);
+    VipsImage *image =
+        vips_image_new_from_memory_copy(pixels, (size_t)width * (size_t)height * (size_t)bands,
+                                        width, height, bands, VIPS_FORMAT_UCHAR);
     if (image == NULL)
         TEST_FAIL("vips_image_new_from_memory_copy: %s", vips_error_buffer());
     return image;
@@ -115,8 +115,7 @@ static void write_truncated(const char *from, const char *to, size_t keep)
 
 /* Mean of channel `channel` (or all channels when -1) over rows [y0, y1) and columns
  * [x0, x1) of one size x size x 3 input. */
-static double region_mean(const float *input, int size, int x0, int x1, int y0, int y1,
-                          int channel)
+static double region_mean(const float *input, int size, int x0, int x1, int y0, int y1, int channel)
 {
     double sum = 0;
     int n = 0;
@@ -274,8 +273,7 @@ TEST_IMPL(image_tiles_come_from_texture)
                 double variance = region_variance(tile, SIZE, qx * SIZE / 2, (qx + 1) * SIZE / 2,
                                                   qy * SIZE / 2, (qy + 1) * SIZE / 2);
                 if (variance < 0.04)
-                    TEST_FAIL("tile %d quarter (%d,%d) is flat: variance %g", t, qx, qy,
-                              variance);
+                    TEST_FAIL("tile %d quarter (%d,%d) is flat: variance %g", t, qx, qy, variance);
             }
     }
 
@@ -375,8 +373,8 @@ TEST_IMPL(image_exif_orientation_applied)
     ASSERT(region_mean(inputs, 32, 0, 32, 0, 12, -1) < 0.1);
     ASSERT(region_mean(inputs, 32, 0, 32, 20, 32, -1) > 0.9);
     /* Unrotated, left and right would differ; upright they match. */
-    ASSERT_NEAR(region_mean(inputs, 32, 0, 12, 0, 32, -1), region_mean(inputs, 32, 20, 32, 0, 32, -1),
-                0.05);
+    ASSERT_NEAR(region_mean(inputs, 32, 0, 12, 0, 32, -1),
+                region_mean(inputs, 32, 20, 32, 0, 32, -1), 0.05);
     free(inputs);
     return 0;
 }
@@ -456,12 +454,11 @@ TEST_IMPL(image_16bit_png)
         pixels[3 * i + 1] = 32896; /* 128 * 257 */
         pixels[3 * i + 2] = 2570;  /* 10 * 257 */
     }
-    VipsImage *image = vips_image_new_from_memory_copy(pixels, sizeof pixels, W, H, 3,
-                                                       VIPS_FORMAT_USHORT);
+    VipsImage *image =
+        vips_image_new_from_memory_copy(pixels, sizeof pixels, W, H, 3, VIPS_FORMAT_USHORT);
     ASSERT(image != NULL);
     VipsImage *tagged = NULL;
-    ASSERT_INT_EQ(vips_copy(image, &tagged, "interpretation", VIPS_INTERPRETATION_RGB16, NULL),
-                  0);
+    ASSERT_INT_EQ(vips_copy(image, &tagged, "interpretation", VIPS_INTERPRETATION_RGB16, NULL), 0);
     char *path = test_path("deep.png");
     if (vips_pngsave(tagged, path, "bitdepth", 16, NULL) != 0)
         TEST_FAIL("vips_pngsave: %s", vips_error_buffer());
@@ -498,8 +495,7 @@ TEST_IMPL(image_cmyk_jpeg)
         pixels[4 * i + 3] = 0;
     }
     VipsImage *image = image_from_bytes(pixels, W, H, 4), *tagged = NULL;
-    ASSERT_INT_EQ(vips_copy(image, &tagged, "interpretation", VIPS_INTERPRETATION_CMYK, NULL),
-                  0);
+    ASSERT_INT_EQ(vips_copy(image, &tagged, "interpretation", VIPS_INTERPRETATION_CMYK, NULL), 0);
     char *path = test_path("cmyk.jpg");
     if (vips_jpegsave(tagged, path, NULL) != 0) {
         fprintf(stderr, "skipped: libvips cannot write a CMYK JPEG: %s\n", vips_error_buffer());

@@ -74,6 +74,8 @@
     X(store_open_errors_name_the_path)                                                  \
     X(store_reader_during_write)                                                        \
     /* pipeline */                                                                      \
+    X(pipeline_combines_the_sharpest_quarter_of_tiles)                                  \
+    X(pipeline_returns_every_path_once_and_applies_back_pressure)                       \
     /* cli (end to end, the real binary) */ \
     X(cli_help_version_and_usage_errors)\
     X(cli_model_info_default_architecture)\

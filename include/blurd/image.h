@@ -17,38 +17,56 @@
 #include <stdint.h>
 
 #define BLURD_IMAGE_DEFAULT_MAX_PIXELS 100000000ULL /* 100 megapixels */
-#define BLURD_IMAGE_MIN_SIDE 16 /* smaller images carry too little to judge */
+#define BLURD_IMAGE_MIN_SIDE           16           /* smaller images carry too little to judge */
 
 struct blurd_image_options {
     enum blurd_input_mode input;
-    int size;           /* the network's input side in pixels (e.g. 200) */
-    int tile_count;     /* tiles mode: at most this many tiles */
-    int analysis_size;  /* tiles mode: long side to analyse at; 0 = native */
-    uint64_t max_pixels; /* width * height above this is refused before decoding */
+    int size;            /* the network's input side in pixels (e.g. 200), 2..8192 */
+    int tile_count;      /* tiles mode: at most this many tiles, >= 1 */
+    int analysis_size;   /* tiles mode: long side to analyse at; 0 = native */
+    uint64_t max_pixels; /* width * height above this is refused before decoding;
+                            0 = BLURD_IMAGE_DEFAULT_MAX_PIXELS */
 };
 
 struct blurd_image_info {
-    int width, height; /* as stored, before rotation */
-    char format[16];   /* "jpeg", "png", "webp", "tiff", "gif", "heif", ... */
+    int width, height; /* as stored, before rotation (first frame of a multi-frame file) */
+    char format[16];   /* "jpeg", "png", "webp", "tiff", "gif" or "heif" (also AVIF) */
     int inputs;        /* network inputs written: 1 for resize, 1..tile_count for tiles */
 };
 
 /* Starts libvips (once per process; later calls do nothing) with untrusted loaders
  * blocked, the operation cache disabled and libvips' own threads limited to one, since
- * blurd parallelises across images.  `argv0` may be NULL. */
+ * blurd parallelises across images.  libvips' GLib warnings (about a user's damaged file)
+ * go to blurd's debug log rather than stderr.  `argv0` may be NULL.  Fails with BLURD_EIO
+ * if libvips cannot start, BLURD_EINVAL after blurd_image_shutdown. */
 int blurd_image_init(const char *argv0, char *err);
+
+/* Stops libvips at the end of the process, when no load is running; every later call
+ * fails, since libvips cannot be started twice.  Does nothing if it never started. */
 void blurd_image_shutdown(void);
 
 /* True if `path`'s extension is one blurd reads (case-insensitive). */
 int blurd_image_has_image_extension(const char *path);
 
 /* Decodes `path` and writes info->inputs network inputs of size x size x 3 floats to
- * `inputs`, which must hold options->tile_count (tiles) or 1 (resize) inputs.
- * Errors, with `err` naming the path and the reason: BLURD_ENOENT (missing or vanished),
- * BLURD_EACCES, BLURD_EISDIR, BLURD_ENOTIMAGE (not a format libvips reads, zero bytes),
- * BLURD_ETOOBIG (over max_pixels), BLURD_ETOOSMALL (a side under BLURD_IMAGE_MIN_SIDE),
- * BLURD_EDECODE (truncated or corrupt data). */
-int blurd_image_load(const char *path, const struct blurd_image_options *options,
-                     float *inputs, struct blurd_image_info *info, char *err);
+ * `inputs` (borrowed for the call), which must hold options->tile_count (tiles) or 1
+ * (resize) inputs; nothing past info->inputs is touched.  Resize: the whole image squashed
+ * to size x size, aspect ignored, as Keras' load_img(target_size=...).  Tiles: the image
+ * scaled once so its long side is at most analysis_size unless that would leave the short
+ * side under `size` (then the short side is `size`, enlarging if need be), then
+ * non-overlapping (at most a quarter overlapping) tiles on a half-tile grid taken greedily
+ * by gradient energy of the grey image, best first; fewer than
+ * tile_count when fewer fit.  The same file always gives the same inputs.
+ * Initialises libvips on first use if blurd_image_init was not called.  `info` must not
+ * be NULL; on failure it holds what was learnt before the failure (zeros otherwise).
+ * Only JPEG, PNG, WebP, TIFF, GIF and HEIF/AVIF content is read, whatever the name.
+ * Errors, with `err` naming the path and the reason (libvips' own text on one line where
+ * it has one): BLURD_EINVAL (NULL argument, options out of range), BLURD_ENOENT (missing or
+ * vanished), BLURD_EACCES, BLURD_EISDIR, BLURD_ENOTIMAGE (zero bytes, not a regular file,
+ * content not one of the formats above, or its loader blocked), BLURD_ETOOBIG (over
+ * max_pixels, from the header alone), BLURD_ETOOSMALL (a side under BLURD_IMAGE_MIN_SIDE),
+ * BLURD_EDECODE (truncated or corrupt data), BLURD_ENOMEM. */
+int blurd_image_load(const char *path, const struct blurd_image_options *options, float *inputs,
+                     struct blurd_image_info *info, char *err);
 
 #endif

@@ -1,0 +1,82 @@
+/* test-pipeline.c - the worker pool: every submitted path comes back exactly once, with its
+ * error if it failed; a full pipeline refuses more work; tile scores combine as promised. */
+#include "blurd/error.h"
+#include "blurd/image.h"
+#include "blurd/model.h"
+#include "blurd/pipeline.h"
+#include "test.h"
+
+#include <string.h>
+
+TEST_IMPL(pipeline_combines_the_sharpest_quarter_of_tiles)
+{
+    const float one[1] = {0.8f};
+    ASSERT_NEAR(blurd_pipeline_combine_tiles(one, 1), 0.8, 1e-7);
+    /* 8 tiles: the two lowest p(blurred) are averaged */
+    const float eight[8] = {0.9f, 0.2f, 0.95f, 0.1f, 0.99f, 0.97f, 0.93f, 0.91f};
+    ASSERT_NEAR(blurd_pipeline_combine_tiles(eight, 8), 0.15, 1e-6);
+    /* 5 tiles: ceil(5/4) = 2 */
+    const float five[5] = {0.5f, 0.4f, 0.3f, 0.2f, 0.6f};
+    ASSERT_NEAR(blurd_pipeline_combine_tiles(five, 5), 0.25, 1e-6);
+    return 0;
+}
+
+TEST_IMPL(pipeline_returns_every_path_once_and_applies_back_pressure)
+{
+    char err[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
+    blurd_model *model;
+    ASSERT_INT_EQ(blurd_model_create(&model,
+                                     "input 200 200 3; conv 2 3 relu; maxpool 2; flatten; "
+                                     "dense 2 softmax",
+                                     3, err),
+                  0);
+    char *good = test_path("good.png");
+    char command[1024];
+    snprintf(command, sizeof command, "vips gaussnoise '%s' 300 250", good);
+    ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
+    char *missing = test_path("missing.png");
+
+    struct blurd_pipeline_options options = {
+        .model = model,
+        .image = {.input = BLURD_INPUT_TILES, .size = 200, .tile_count = 4,
+                  .max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS},
+        .jobs = 2,
+        .queue_depth = 1,
+    };
+    blurd_pipeline *pipeline;
+    ASSERT_INT_EQ(blurd_pipeline_create(&pipeline, &options, err), 0);
+    /* capacity is queue_depth + jobs = 3 paths in flight */
+    ASSERT_INT_EQ(blurd_pipeline_try_submit(pipeline, 0, good), 0);
+    ASSERT_INT_EQ(blurd_pipeline_try_submit(pipeline, 1, missing), 0);
+    ASSERT_INT_EQ(blurd_pipeline_try_submit(pipeline, 2, good), 0);
+    ASSERT_INT_EQ(blurd_pipeline_try_submit(pipeline, 3, good), BLURD_EBUSY);
+    ASSERT_INT_EQ(blurd_pipeline_in_flight(pipeline), 3);
+
+    int seen[6] = {0};
+    struct blurd_result *result = malloc(sizeof *result);
+    size_t submitted = 3;
+    while (blurd_pipeline_next(pipeline, result, 1)) {
+        ASSERT(result->id < 6);
+        seen[result->id]++;
+        if (result->id == 1) {
+            ASSERT_INT_EQ(result->status, BLURD_ENOENT);
+            ASSERT_CONTAINS(result->error, "missing.png");
+        } else {
+            ASSERT_INT_EQ(result->status, 0);
+            ASSERT_INT_EQ(result->info.width, 300);
+            ASSERT(result->info.inputs >= 1 && result->info.inputs <= 4);
+            ASSERT(result->p_blurred >= 0.0f && result->p_blurred <= 1.0f);
+        }
+        if (submitted < 6)
+            ASSERT_INT_EQ(blurd_pipeline_submit(pipeline, submitted++, good), 0);
+    }
+    for (int i = 0; i < 6; i++)
+        ASSERT_INT_EQ(seen[i], 1);
+    ASSERT_INT_EQ(blurd_pipeline_in_flight(pipeline), 0);
+    ASSERT_INT_EQ(blurd_pipeline_next(pipeline, result, 0), 0);
+    free(result);
+    blurd_pipeline_free(pipeline);
+    blurd_model_free(model);
+    return 0;
+}
