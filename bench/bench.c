@@ -2,13 +2,18 @@
  * measured in the same run (sgemm for the network, decode and network time for the
  * pipeline).  Prints; asserts nothing. */
 #include "blurd/error.h"
+#include "blurd/image.h"
 #include "blurd/kernels.h"
+#include "blurd/model.h"
 #include "blurd/net.h"
 
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define PIPELINE_IMAGES 24
 
 static double now(void)
 {
@@ -44,11 +49,12 @@ static double sgemm_gflops(int n, int repeats)
 }
 
 /* Median seconds of a forward pass at `batch`, and per-layer medians into layer_seconds. */
-static double forward_seconds(const blurd_net *net, int batch, int repeats, double *layer_seconds)
+static double forward_seconds(const blurd_net *net, int batch, int threads, int repeats,
+                              double *layer_seconds)
 {
     char err[BLURD_ERR_LEN];
     blurd_net_workspace *ws;
-    if (blurd_net_workspace_create(&ws, net, batch, err) != 0) {
+    if (blurd_net_workspace_create(&ws, net, batch, threads, err) != 0) {
         fprintf(stderr, "bench: %s\n", err);
         exit(1);
     }
@@ -88,6 +94,115 @@ static double forward_seconds(const blurd_net *net, int batch, int repeats, doub
     return medians[0];
 }
 
+/* Makes PIPELINE_IMAGES 12-megapixel JPEGs in `dir` by enlarging the sample photos. */
+static int make_camera_jpegs(const char *dir, const char *source_dir, char paths[][4096])
+{
+    char pattern[4096];
+    snprintf(pattern, sizeof pattern, "%s/data/samples/*/*.jpg", source_dir);
+    glob_t found;
+    if (glob(pattern, 0, NULL, &found) != 0 || found.gl_pathc == 0) {
+        fprintf(stderr, "bench: no sample photos match %s\n", pattern);
+        return -1;
+    }
+    for (int i = 0; i < PIPELINE_IMAGES; i++) {
+        snprintf(paths[i], 4096, "%s/camera-%02d.jpg", dir, i);
+        char command[16384];
+        snprintf(command, sizeof command,
+                 "vips thumbnail '%s' '%s[Q=90]' 4000 --height 3000 --size force",
+                 found.gl_pathv[(size_t)i % found.gl_pathc], paths[i]);
+        if (system(command) != 0) {
+            fprintf(stderr, "bench: failed: %s\n", command);
+            globfree(&found);
+            return -1;
+        }
+    }
+    globfree(&found);
+    return 0;
+}
+
+/* Seconds for `blurd classify` over the generated images, best of `repeats` runs. */
+static double classify_seconds(const char *binary, const char *model, const char *dir,
+                               const char *input, int jobs, int repeats)
+{
+    char command[16384];
+    snprintf(command, sizeof command,
+             "'%s' classify -q --no-progress -m '%s' -i %s -j %d '%s' > /dev/null", binary, model,
+             input, jobs, dir);
+    double best = 1e30;
+    for (int r = 0; r < repeats; r++) {
+        double t = now();
+        if (system(command) != 0) {
+            fprintf(stderr, "bench: failed: %s\n", command);
+            exit(1);
+        }
+        t = now() - t;
+        if (t < best)
+            best = t;
+    }
+    return best;
+}
+
+static void bench_pipeline(const blurd_net *net, const char *model_path, const char *dir)
+{
+    const char *binary = getenv("BLURD");
+    const char *source_dir = getenv("BLURD_SOURCE");
+    if (binary == NULL || source_dir == NULL) {
+        printf("(set BLURD and BLURD_SOURCE, as make bench does, for the pipeline figures)\n");
+        return;
+    }
+    static char paths[PIPELINE_IMAGES][4096];
+    if (make_camera_jpegs(dir, source_dir, paths) != 0)
+        return;
+    char err[BLURD_ERR_LEN];
+    if (blurd_image_init(NULL, err) != 0) {
+        fprintf(stderr, "bench: %s\n", err);
+        return;
+    }
+    printf("\n== end to end: blurd classify on %d JPEGs of 4000x3000 ==\n", PIPELINE_IMAGES);
+    const char *modes[2] = {"tiles", "resize"};
+    struct blurd_shape in = blurd_net_input_shape(net);
+    for (int m = 0; m < 2; m++) {
+        struct blurd_image_options options = {
+            .input = m == 0 ? BLURD_INPUT_TILES : BLURD_INPUT_RESIZE,
+            .size = in.height,
+            .tile_count = 8,
+            .analysis_size = 0,
+            .max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS,
+        };
+        int max_inputs = m == 0 ? options.tile_count : 1;
+        float *inputs = malloc((size_t)max_inputs * in.height * in.width * in.channels * sizeof(float));
+        /* decode alone, one thread, as a worker does it */
+        double decode = 0.0;
+        int total_inputs = 0;
+        for (int i = 0; i < PIPELINE_IMAGES; i++) {
+            struct blurd_image_info info;
+            double t = now();
+            if (blurd_image_load(paths[i], &options, inputs, &info, err) != 0) {
+                fprintf(stderr, "bench: %s\n", err);
+                exit(1);
+            }
+            decode += now() - t;
+            total_inputs += info.inputs;
+        }
+        decode /= PIPELINE_IMAGES;
+        free(inputs);
+        /* the network alone on one thread, at the batch this mode makes per image */
+        int batch = (total_inputs + PIPELINE_IMAGES / 2) / PIPELINE_IMAGES;
+        double network = forward_seconds(net, batch, 1, 9, NULL);
+        double one = classify_seconds(binary, model_path, dir, modes[m], 1, 2);
+        double two = classify_seconds(binary, model_path, dir, modes[m], 2, 2);
+        double bound = 1.0 / (decode + network);
+        double rate1 = PIPELINE_IMAGES / one, rate2 = PIPELINE_IMAGES / two;
+        printf("%-6s: decode %.1f ms + network %.1f ms (batch %d, 1 thread) per image -> "
+               "bound %.1f images/s\n",
+               modes[m], decode * 1e3, network * 1e3, batch, bound);
+        printf("        --jobs 1: %.1f images/s = %.0f%% of the bound; --jobs 2: %.1f images/s "
+               "= %.2fx --jobs 1\n",
+               rate1, 100.0 * rate1 / bound, rate2, rate2 / rate1);
+    }
+    printf("(classify times include process start-up: loading the model and planning memory)\n");
+}
+
 int main(void)
 {
     char err[BLURD_ERR_LEN];
@@ -110,8 +225,9 @@ int main(void)
     }
     int layers = blurd_net_layer_count(net);
     double layer_seconds[BLURD_NET_MAX_LAYERS];
-    blurd_gemm_set_threads(2);
-    forward_seconds(net, 8, 9, layer_seconds);
+    /* blurd spreads a forward pass over its own threads, each calling OpenBLAS alone */
+    blurd_gemm_set_threads(1);
+    forward_seconds(net, 8, 2, 9, layer_seconds);
     printf("\nper layer, batch 8, 2 threads:\n");
     for (int i = 0; i < layers; i++) {
         struct blurd_layer_info info;
@@ -127,12 +243,32 @@ int main(void)
     printf("\nforward images/s:\n");
     for (int threads = 1; threads <= 2; threads++)
         for (int batch = 1; batch <= 8; batch += 7) {
-            blurd_gemm_set_threads(threads);
-            double s = forward_seconds(net, batch, batch == 1 ? 21 : 7, NULL);
+            double s = forward_seconds(net, batch, threads, batch == 1 ? 21 : 7, NULL);
             double gflops = flops * batch / s / 1e9;
             printf("  batch %d, %d thread(s): %7.1f images/s  %6.1f GFLOP/s = %3.0f%% of sgemm\n",
                    batch, threads, batch / s, gflops, 100.0 * gflops / sgemm[threads]);
         }
+
+    char dir[] = "/tmp/blurd-bench-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("bench: mkdtemp");
+        return 1;
+    }
+    char model_path[4096];
+    snprintf(model_path, sizeof model_path, "%s/default-architecture.safetensors", dir);
+    blurd_model *model;
+    if (blurd_model_create(&model, BLURD_DEFAULT_SPEC, 1, err) != 0 ||
+        blurd_model_save(model, model_path, 0, err) != 0) {
+        fprintf(stderr, "bench: %s\n", err);
+        return 1;
+    }
+    blurd_model_free(model);
+    bench_pipeline(net, model_path, dir);
+
+    char command[4200];
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    if (system(command) != 0)
+        fprintf(stderr, "bench: could not remove %s\n", dir);
     blurd_net_free(net);
     return 0;
 }

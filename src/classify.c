@@ -348,15 +348,21 @@ int blurd_classify_run(const struct blurd_classify_options *options,
         goto done;
     }
 
-    /* One job per core already keeps every core busy; with fewer jobs than cores, let
-     * each GEMM use the spare ones. */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int jobs = options->jobs;
-    if ((size_t)jobs > run.files.count && run.files.count > 0)
-        jobs = (int)run.files.count;
-    blurd_gemm_set_threads(cores > jobs ? (int)(cores / jobs) : 1);
+    /* --jobs is the number of cores to use.  Images in parallel use them best (each image
+     * is decoded by one thread); with fewer files than jobs, each forward pass is spread
+     * over the spare cores instead.  OpenBLAS itself stays single-threaded: blurd splits
+     * the work (see team.h). */
+    int workers = options->jobs;
+    if ((size_t)workers > run.files.count && run.files.count > 0)
+        workers = (int)run.files.count;
+    blurd_gemm_set_threads(1);
     struct blurd_pipeline_options pipeline_options = {
-        .model = model, .image = image, .jobs = jobs, .queue_depth = 2 * jobs};
+        .model = model,
+        .image = image,
+        .jobs = workers,
+        .threads_per_job = options->jobs / workers,
+        .queue_depth = 2 * workers,
+    };
     if ((rc = blurd_pipeline_create(&pipeline, &pipeline_options, err)) != 0)
         goto done;
 

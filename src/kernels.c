@@ -54,20 +54,20 @@ static void scalar_maxpool2(struct blurd_kernel_shape in, const float *restrict 
             }
 }
 
-static void scalar_im2col(struct blurd_kernel_shape in, int k, const float *restrict x,
-                          float *restrict columns)
+static void scalar_im2col(struct blurd_kernel_shape in, int k, size_t first, size_t count,
+                          const float *restrict x, float *restrict columns)
 {
-    int out_h = in.height - k + 1, out_w = in.width - k + 1, ch = in.channels;
+    int out_w = in.width - k + 1, ch = in.channels;
     size_t row_length = (size_t)k * k * ch;
-    for (int oy = 0; oy < out_h; oy++)
-        for (int ox = 0; ox < out_w; ox++) {
-            float *row = columns + ((size_t)oy * out_w + ox) * row_length;
+    for (size_t p = first; p < first + count; p++) {
+            int oy = (int)(p / (size_t)out_w), ox = (int)(p % (size_t)out_w);
+            float *row = columns + (p - first) * row_length;
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++)
                     for (int c = 0; c < ch; c++)
                         row[((size_t)ky * k + kx) * ch + c] =
                             x[((size_t)(oy + ky) * in.width + (ox + kx)) * ch + c];
-        }
+    }
 }
 
 void blurd_kernels_softmax_rows(size_t rows, size_t n, float *restrict y)
@@ -90,20 +90,20 @@ void blurd_kernels_softmax_rows(size_t rows, size_t n, float *restrict y)
     }
 }
 
-void blurd_kernels_im2col_copy(struct blurd_kernel_shape in, int k, const float *restrict x,
-                               float *restrict columns)
+void blurd_kernels_im2col_copy(struct blurd_kernel_shape in, int k, size_t first, size_t count,
+                               const float *restrict x, float *restrict columns)
 {
     /* In NHWC the k inputs under one kernel row are k*channels contiguous floats, so each
      * im2col row is k block copies; memcpy is already vectorised by the C library. */
-    int out_h = in.height - k + 1, out_w = in.width - k + 1;
+    size_t out_w = (size_t)(in.width - k + 1);
     size_t run = (size_t)k * in.channels, row_length = run * k;
-    for (int oy = 0; oy < out_h; oy++)
-        for (int ox = 0; ox < out_w; ox++) {
-            float *row = columns + ((size_t)oy * out_w + ox) * row_length;
-            for (int ky = 0; ky < k; ky++)
-                memcpy(row + ky * run, x + ((size_t)(oy + ky) * in.width + ox) * in.channels,
-                       run * sizeof(float));
-        }
+    for (size_t p = first; p < first + count; p++) {
+        size_t oy = p / out_w, ox = p % out_w;
+        float *row = columns + (p - first) * row_length;
+        for (int ky = 0; ky < k; ky++)
+            memcpy(row + ky * run, x + ((oy + (size_t)ky) * (size_t)in.width + ox) * in.channels,
+                   run * sizeof(float));
+    }
 }
 
 static const struct blurd_kernels scalar_kernels = {

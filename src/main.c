@@ -59,7 +59,7 @@ static const char classify_usage[] =
     "  -t, --threshold T       p(blurred) at or above which an image is blurred\n"
     "                          (default: the model's, usually 0.5)\n"
     "  -f, --format FORMAT     table | csv | json (default: table)\n"
-    "  -j, --jobs N            images judged at once (default: number of CPUs)\n"
+    "  -j, --jobs N            CPU cores to use (default: all of them)\n"
     "      --files-from FILE   also read paths from FILE, one per line (- for stdin)\n"
     "      --db FILE           also record results in this SQLite database\n"
     "      --max-megapixels N  refuse larger images before decoding (default: 100)\n"

@@ -37,9 +37,9 @@
 #define WRITE_BUFFER_BYTES (1u << 20)
 
 #define DEFAULT_TILE_COUNT 8
-#define MAX_TILE_COUNT 64
-#define MAX_ANALYSIS_SIZE 65536
-#define DEFAULT_CLASSES "blurred,clear"
+#define MAX_TILE_COUNT     64
+#define MAX_ANALYSIS_SIZE  65536
+#define DEFAULT_CLASSES    "blurred,clear"
 
 enum dtype {
     DTYPE_F32,
@@ -93,8 +93,8 @@ static void store_le64(unsigned char *p, uint64_t v)
 
 static float load_f32(const unsigned char *p)
 {
-    uint32_t bits = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                    (uint32_t)p[3] << 24;
+    uint32_t bits =
+        (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
     float value;
     memcpy(&value, &bits, sizeof value);
     return value;
@@ -318,8 +318,7 @@ static int parse_preprocess(const blurd_model *model, const blurd_net *net,
 
     value = meta_value(model, "blurd.classes");
     if (value != NULL && strcmp(value, DEFAULT_CLASSES) != 0) {
-        snprintf(reason, size, "blurd.classes is \"%s\", expected \"" DEFAULT_CLASSES "\"",
-                 value);
+        snprintf(reason, size, "blurd.classes is \"%s\", expected \"" DEFAULT_CLASSES "\"", value);
         return -1;
     }
     if (blurd_net_output_count(net) != 2) {
@@ -476,16 +475,14 @@ static void format_dims(const struct blurd_tensor *tensor, char *buffer, size_t 
 {
     size_t used = (size_t)snprintf(buffer, size, "[");
     for (int i = 0; i < tensor->rank && used < size; i++)
-        used += (size_t)snprintf(buffer + used, size - used, "%s%d", i ? "," : "",
-                                 tensor->dims[i]);
+        used += (size_t)snprintf(buffer + used, size - used, "%s%d", i ? "," : "", tensor->dims[i]);
     if (used < size)
         snprintf(buffer + used, size - used, "]");
 }
 
 /* Checks one header entry against the net's tensor; fills its dtype and byte range. */
-static int check_entry(const json_t *entry, const struct blurd_tensor *tensor,
-                       uint64_t data_size, enum dtype *dtype, struct range *range,
-                       const char *path, char *err)
+static int check_entry(const json_t *entry, const struct blurd_tensor *tensor, uint64_t data_size,
+                       enum dtype *dtype, struct range *range, const char *path, char *err)
 {
     const char *name = tensor->name;
     if (!json_is_object(entry))
@@ -500,8 +497,8 @@ static int check_entry(const json_t *entry, const struct blurd_tensor *tensor,
     else if (strcmp(dtype_name, "F16") == 0)
         *dtype = DTYPE_F16;
     else
-        return fail(err, BLURD_EMODEL, path, "tensor %s has dtype %s, expected F32 or F16",
-                    name, dtype_name);
+        return fail(err, BLURD_EMODEL, path, "tensor %s has dtype %s, expected F32 or F16", name,
+                    dtype_name);
 
     const json_t *shape = json_object_get(entry, "shape");
     if (!json_is_array(shape))
@@ -522,21 +519,20 @@ static int check_entry(const json_t *entry, const struct blurd_tensor *tensor,
     const json_t *offsets = json_object_get(entry, "data_offsets");
     const json_t *begin_json = json_array_get(offsets, 0);
     const json_t *end_json = json_array_get(offsets, 1);
-    if (!json_is_array(offsets) || json_array_size(offsets) != 2 ||
-        !json_is_integer(begin_json) || !json_is_integer(end_json) ||
-        json_integer_value(begin_json) < 0 || json_integer_value(end_json) < 0)
+    if (!json_is_array(offsets) || json_array_size(offsets) != 2 || !json_is_integer(begin_json) ||
+        !json_is_integer(end_json) || json_integer_value(begin_json) < 0 ||
+        json_integer_value(end_json) < 0)
         return fail(err, BLURD_EMODEL, path,
                     "tensor %s: data_offsets is not a pair of non-negative integers", name);
     uint64_t begin = (uint64_t)json_integer_value(begin_json);
     uint64_t end = (uint64_t)json_integer_value(end_json);
     if (end < begin)
-        return fail(err, BLURD_EMODEL, path,
-                    "tensor %s: data_offsets [%llu,%llu] end before begin", name,
-                    (unsigned long long)begin, (unsigned long long)end);
+        return fail(err, BLURD_EMODEL, path, "tensor %s: data_offsets [%llu,%llu] end before begin",
+                    name, (unsigned long long)begin, (unsigned long long)end);
     if (end > data_size)
         return fail(err, BLURD_EMODEL, path,
-                    "tensor %s: data_offsets [%llu,%llu] past the end of the %llu-byte data",
-                    name, (unsigned long long)begin, (unsigned long long)end,
+                    "tensor %s: data_offsets [%llu,%llu] past the end of the %llu-byte data", name,
+                    (unsigned long long)begin, (unsigned long long)end,
                     (unsigned long long)data_size);
     uint64_t expected_bytes = (uint64_t)tensor->count * (*dtype == DTYPE_F32 ? 4 : 2);
     if (end - begin != expected_bytes)
@@ -554,8 +550,8 @@ static int check_entry(const json_t *entry, const struct blurd_tensor *tensor,
 /* safetensors requires the tensors to tile the data buffer exactly: no two share a byte
  * and no byte belongs to none, so a file cannot hide data or alias one tensor in another.
  * Overlaps are looked for first, as aliasing is the graver fault. */
-static int check_coverage(const blurd_net *net, struct range *ranges, int count,
-                          uint64_t data_size, const char *path, char *err)
+static int check_coverage(const blurd_net *net, struct range *ranges, int count, uint64_t data_size,
+                          const char *path, char *err)
 {
     qsort(ranges, (size_t)count, sizeof *ranges, compare_ranges);
     uint64_t covered = 0;
@@ -567,8 +563,8 @@ static int check_coverage(const blurd_net *net, struct range *ranges, int count,
             struct blurd_tensor a, b;
             blurd_net_tensor(net, ranges[last].tensor, &a);
             blurd_net_tensor(net, ranges[i].tensor, &b);
-            return fail(err, BLURD_EMODEL, path, "tensors %s and %s overlap in the data",
-                        a.name, b.name);
+            return fail(err, BLURD_EMODEL, path, "tensors %s and %s overlap in the data", a.name,
+                        b.name);
         }
         covered = ranges[i].end;
         last = i;
@@ -627,9 +623,8 @@ static int load_mapped(blurd_model *model, const unsigned char *bytes, uint64_t 
     uint64_t data_size = size - 8 - header_size;
 
     json_error_t json_error;
-    json_t *header =
-        json_loadb((const char *)bytes + 8, (size_t)header_size, JSON_REJECT_DUPLICATES,
-                   &json_error);
+    json_t *header = json_loadb((const char *)bytes + 8, (size_t)header_size,
+                                JSON_REJECT_DUPLICATES, &json_error);
     if (header == NULL)
         return fail(err, BLURD_EMODEL, path, "header is not valid JSON: %s (column %d)",
                     json_error.text, json_error.column);
@@ -873,8 +868,7 @@ static char *build_header(const blurd_model *model, size_t element_size)
     json_t *metadata = json_object();
     int bad = root == NULL || metadata == NULL;
     for (int i = 0; !bad && i < model->meta_count; i++)
-        bad |= json_object_set_new(metadata, model->meta[i].key,
-                                   json_string(model->meta[i].value));
+        bad |= json_object_set_new(metadata, model->meta[i].key, json_string(model->meta[i].value));
     if (!bad)
         bad |= json_object_set(root, "__metadata__", metadata);
     uint64_t offset = 0;
@@ -906,8 +900,7 @@ static char *build_header(const blurd_model *model, size_t element_size)
  * than mkstemp, so the file gets the usual 0666-minus-umask permissions of a saved file. */
 static int create_temporary(const char *path, char **tmp_path)
 {
-    static const char letters[] =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     size_t n = strlen(path) + sizeof ".tmp-XXXXXX";
     char *name = malloc(n);
     if (name == NULL) {
@@ -944,7 +937,7 @@ static int create_temporary(const char *path, char **tmp_path)
 static int sync_parent(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL ? strdup(".")
+    char *dir = slash == NULL   ? strdup(".")
                 : slash == path ? strdup("/")
                                 : strndup(path, (size_t)(slash - path));
     if (dir == NULL)
@@ -1178,12 +1171,11 @@ int blurd_model_meta_count(const blurd_model *model)
     return model->meta_count;
 }
 
-void blurd_model_meta_at(const blurd_model *model, int index, const char **key,
-                         const char **value)
+void blurd_model_meta_at(const blurd_model *model, int index, const char **key, const char **value)
 {
     if (index < 0 || index >= model->meta_count) {
-        fprintf(stderr, "%s:%d: blurd_model_meta_at: index %d out of range [0, %d)\n",
-                __FILE__, __LINE__, index, model->meta_count);
+        fprintf(stderr, "%s:%d: blurd_model_meta_at: index %d out of range [0, %d)\n", __FILE__,
+                __LINE__, index, model->meta_count);
         abort();
     }
     *key = model->meta[index].key;

@@ -150,7 +150,8 @@ int blurd_pipeline_create(blurd_pipeline **out, const struct blurd_pipeline_opti
                           char *err)
 {
     *out = NULL;
-    if (options->jobs < 1 || options->jobs > 256 || options->queue_depth < 1 ||
+    if (options->jobs < 1 || options->jobs > 256 || options->threads_per_job < 1 ||
+        options->threads_per_job > 256 || options->queue_depth < 1 ||
         options->queue_depth > 1 << 20)
         return blurd_error_set(err, BLURD_EINVAL, "pipeline: %d jobs and queue depth %d are out of range",
                                options->jobs, options->queue_depth);
@@ -180,7 +181,8 @@ int blurd_pipeline_create(blurd_pipeline **out, const struct blurd_pipeline_opti
     for (int i = 0; i < options->jobs; i++) {
         struct worker *w = &p->workers[i];
         w->pipeline = p;
-        rc = blurd_net_workspace_create(&w->workspace, p->net, p->max_inputs, err);
+        rc = blurd_net_workspace_create(&w->workspace, p->net, p->max_inputs,
+                                        options->threads_per_job, err);
         if (rc != 0)
             goto fail;
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {

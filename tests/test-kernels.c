@@ -45,9 +45,12 @@ TEST_IMPL(kernels_scalar_reference_by_hand)
     for (int i = 0; i < 18; i++)
         img[i] = (float)i;
     float columns[4 * 8];
-    k->im2col((struct blurd_kernel_shape){3, 3, 2}, 2, img, columns);
+    k->im2col((struct blurd_kernel_shape){3, 3, 2}, 2, 0, 4, img, columns);
     const float expected_row3[8] = {8, 9, 10, 11, 14, 15, 16, 17};
     ASSERT(memcmp(columns + 3 * 8, expected_row3, sizeof expected_row3) == 0);
+    /* a range: rows 3..3 alone land at the start */
+    k->im2col((struct blurd_kernel_shape){3, 3, 2}, 2, 3, 1, img, columns);
+    ASSERT(memcmp(columns, expected_row3, sizeof expected_row3) == 0);
 
     uint8_t bytes[3] = {0, 128, 255};
     float converted[3];
@@ -110,9 +113,13 @@ TEST_IMPL(kernels_simd_match_scalar_on_odd_shapes)
 
             size_t col_n = 5 * 7 * 9 * ch;
             float *ca = malloc(col_n * sizeof(float)), *cb = malloc(col_n * sizeof(float));
-            k->im2col(shape, 3, img, ca);
-            ref->im2col(shape, 3, img, cb);
+            k->im2col(shape, 3, 0, 35, img, ca);
+            ref->im2col(shape, 3, 0, 35, img, cb);
             ASSERT(memcmp(ca, cb, col_n * sizeof(float)) == 0);
+            /* an odd range in the middle */
+            k->im2col(shape, 3, 11, 13, img, ca);
+            ref->im2col(shape, 3, 11, 13, img, cb);
+            ASSERT(memcmp(ca, cb, 13 * 9 * ch * sizeof(float)) == 0);
             free(bias), free(x), free(a), free(b), free(img), free(pa), free(pb), free(ca), free(cb);
         }
         float logits[3 * 5], logits_ref[3 * 5];

@@ -61,6 +61,8 @@
     X(image_error_directory)                                                            \
     X(image_error_unreadable)                                                           \
     X(image_rejects_bad_options)                                                        \
+    X(image_concurrent_loads_agree)                                                     \
+    X(image_formats_named_by_content)                                                   \
     /* store */                                                                         \
     X(store_create_put_read)                                                            \
     X(store_schema_version)                                                             \

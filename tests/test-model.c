@@ -86,8 +86,8 @@ static struct parts read_parts(const char *path)
 }
 
 /* Writes the 8-byte length, `header` and `data` as they are. */
-static void write_raw(const char *path, const char *header, size_t header_size,
-                      const void *data, size_t data_size)
+static void write_raw(const char *path, const char *header, size_t header_size, const void *data,
+                      size_t data_size)
 {
     size_t n = 8 + header_size + data_size;
     unsigned char *bytes = malloc(n + 1);
@@ -158,8 +158,8 @@ static void expect_load_error(int line, const char *path, int code, const char *
     size_t n = strlen(path);
     if (strncmp(err, path, n) != 0 || strncmp(err + n, ": ", 2) != 0 ||
         strstr(err + n + 2, keyword) == NULL || strchr(err, '\n'))
-        TEST_FAIL("(line %d) message \"%s\" should be one line naming %s and \"%s\"", line,
-                  err, path, keyword);
+        TEST_FAIL("(line %d) message \"%s\" should be one line naming %s and \"%s\"", line, err,
+                  path, keyword);
 }
 #define EXPECT_LOAD_ERROR(path, code, keyword) expect_load_error(__LINE__, path, code, keyword)
 
@@ -177,11 +177,11 @@ static char *corrupt(const char *name, void (*edit)(struct parts *))
     return path;
 }
 
-#define EXPECT_CORRUPT(name, edit, code, keyword)                                        \
-    do {                                                                                \
-        char *corrupt_path_ = corrupt(name, edit);                                      \
-        expect_load_error(__LINE__, corrupt_path_, code, keyword);                      \
-        free(corrupt_path_);                                                            \
+#define EXPECT_CORRUPT(name, edit, code, keyword)                  \
+    do {                                                           \
+        char *corrupt_path_ = corrupt(name, edit);                 \
+        expect_load_error(__LINE__, corrupt_path_, code, keyword); \
+        free(corrupt_path_);                                       \
     } while (0)
 
 /* ---- creation, round trips, metadata, hash ---- */
@@ -265,8 +265,7 @@ TEST_IMPL(model_save_load_round_trip_f32)
     ASSERT_INT_EQ(read_le64(bytes) % 8, 0);
     ASSERT_INT_EQ(n, 8 + read_le64(bytes) + count * 4);
     struct parts parts = read_parts(path);
-    const char *names[] = {"layers.1.kernel", "layers.1.bias", "layers.4.kernel",
-                           "layers.4.bias"};
+    const char *names[] = {"layers.1.kernel", "layers.1.bias", "layers.4.kernel", "layers.4.bias"};
     uint64_t offset = 0;
     for (int t = 0; t < 4; t++) {
         ASSERT_STR_EQ(json_string_value(json_object_get(entry_of(&parts, names[t]), "dtype")),
@@ -296,6 +295,8 @@ TEST_IMPL(model_save_load_round_trip_f32)
     ASSERT_STR_EQ(blurd_model_name(loaded), "again");
     free(bytes);
     free(bytes2);
+    free(again);
+    free(path);
     blurd_model_free(model);
     blurd_model_free(loaded);
     return 0;
@@ -333,6 +334,7 @@ TEST_IMPL(model_save_load_round_trip_f16)
             TEST_FAIL("parameter %zu: %.9g became %.9g", i, (double)a[i], (double)b[i]);
     }
     ASSERT_STR_EQ(blurd_model_hash(loaded), blurd_model_hash(model));
+    free(path);
     blurd_model_free(model);
     blurd_model_free(loaded);
     return 0;
@@ -342,8 +344,8 @@ TEST_IMPL(model_save_load_round_trip_f16)
 static double half_reference(unsigned h)
 {
     unsigned exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-    double magnitude = exponent == 0 ? ldexp(mantissa, -24)
-                                     : ldexp(1024 + mantissa, (int)exponent - 25);
+    double magnitude =
+        exponent == 0 ? ldexp(mantissa, -24) : ldexp(1024 + mantissa, (int)exponent - 25);
     return (h & 0x8000) ? -magnitude : magnitude;
 }
 
@@ -353,7 +355,7 @@ static unsigned half_nearest(float v)
 {
     double target = fabs((double)v);
     unsigned low = 0, high = 0x7bff; /* largest finite */
-    while (low < high) {          /* largest pattern whose value <= target */
+    while (low < high) {             /* largest pattern whose value <= target */
         unsigned middle = (low + high + 1) / 2;
         if (half_reference(middle) <= target)
             low = middle;
@@ -374,18 +376,17 @@ TEST_IMPL(model_half_conversion_exact)
     /* layers.2.kernel is 16 x 4096: room for every one of the 65536 half patterns */
     const char *spec = "input 4 4 1; flatten; dense 4096 linear; dense 2 softmax";
     char header[1024];
-    int header_size =
-        snprintf(header, sizeof header,
-                 "{\"__metadata__\":{\"blurd.spec\":\"%s\"},"
-                 "\"layers.2.kernel\":{\"dtype\":\"F16\",\"shape\":[16,4096],"
-                 "\"data_offsets\":[0,131072]},"
-                 "\"layers.2.bias\":{\"dtype\":\"F16\",\"shape\":[4096],"
-                 "\"data_offsets\":[131072,139264]},"
-                 "\"layers.3.kernel\":{\"dtype\":\"F16\",\"shape\":[4096,2],"
-                 "\"data_offsets\":[139264,155648]},"
-                 "\"layers.3.bias\":{\"dtype\":\"F16\",\"shape\":[2],"
-                 "\"data_offsets\":[155648,155652]}}",
-                 spec);
+    int header_size = snprintf(header, sizeof header,
+                               "{\"__metadata__\":{\"blurd.spec\":\"%s\"},"
+                               "\"layers.2.kernel\":{\"dtype\":\"F16\",\"shape\":[16,4096],"
+                               "\"data_offsets\":[0,131072]},"
+                               "\"layers.2.bias\":{\"dtype\":\"F16\",\"shape\":[4096],"
+                               "\"data_offsets\":[131072,139264]},"
+                               "\"layers.3.kernel\":{\"dtype\":\"F16\",\"shape\":[4096,2],"
+                               "\"data_offsets\":[139264,155648]},"
+                               "\"layers.3.bias\":{\"dtype\":\"F16\",\"shape\":[2],"
+                               "\"data_offsets\":[155648,155652]}}",
+                               spec);
     size_t data_size = 155652;
     unsigned char *data = calloc(data_size, 1);
     ASSERT(data != NULL);
@@ -409,10 +410,28 @@ TEST_IMPL(model_half_conversion_exact)
 
     /* float -> half: boundaries and ties first, then random floats over the whole range */
     const float special[] = {
-        0.0f, -0.0f, 0x1p-24f, 0x1p-25f, 0x1.8p-25f, 0x1p-26f, 0x1p-14f,
+        0.0f,
+        -0.0f,
+        0x1p-24f,
+        0x1p-25f,
+        0x1.8p-25f,
+        0x1p-26f,
+        0x1p-14f,
         0x1p-14f - 0x1p-25f, /* tie between the largest subnormal and the smallest normal */
-        0x1.ff8p-15f, 65504.0f, 65519.99f, -65504.0f, 1.0f + 0x1p-11f, 1.0f + 0x3p-11f,
-        1.0f - 0x1p-12f, 0.1f, -0.333333f, 3.14159265f, 1e-5f, -7e-8f, 2049.0f, 2051.0f,
+        0x1.ff8p-15f,
+        65504.0f,
+        65519.99f,
+        -65504.0f,
+        1.0f + 0x1p-11f,
+        1.0f + 0x3p-11f,
+        1.0f - 0x1p-12f,
+        0.1f,
+        -0.333333f,
+        3.14159265f,
+        1e-5f,
+        -7e-8f,
+        2049.0f,
+        2051.0f,
     };
     size_t special_count = sizeof special / sizeof special[0];
     float *parameters = blurd_net_parameters(blurd_model_net(model));
@@ -457,6 +476,9 @@ TEST_IMPL(model_half_conversion_exact)
     ASSERT_CONTAINS(err, "range");
     ASSERT(access(too_big, F_OK) != 0);
     ASSERT_INT_EQ(blurd_model_save(model, too_big, 0, err), 0); /* F32 holds it */
+    free(too_big);
+    free(saved);
+    free(path);
     free(data);
     blurd_model_free(model);
     return 0;
@@ -468,8 +490,7 @@ TEST_IMPL(model_metadata_round_trip)
     char err[BLURD_ERR_LEN];
     ASSERT_INT_EQ(blurd_model_meta_set(model, "train.epochs", "12", err), 0);
     ASSERT_INT_EQ(blurd_model_meta_set(model, "aaa.first", "x", err), 0);
-    ASSERT_INT_EQ(blurd_model_meta_set(model, "zzz.unicode", "h\xc3\xa9llo \xe2\x9c\x93", err),
-                  0);
+    ASSERT_INT_EQ(blurd_model_meta_set(model, "zzz.unicode", "h\xc3\xa9llo \xe2\x9c\x93", err), 0);
     ASSERT_INT_EQ(blurd_model_meta_set(model, "train.note", "to be removed", err), 0);
     ASSERT_INT_EQ(blurd_model_meta_set(model, "train.note", NULL, err), 0);
     ASSERT(blurd_model_meta_get(model, "train.note") == NULL);
@@ -491,8 +512,7 @@ TEST_IMPL(model_metadata_round_trip)
     ASSERT_CONTAINS(err, "blurd.tile_count");
     ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.tile_size", "200", err), BLURD_EINVAL);
     ASSERT_STR_EQ(blurd_model_meta_get(model, "blurd.tile_size"), "12");
-    ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.spec", BLURD_DEFAULT_SPEC, err),
-                  BLURD_EINVAL);
+    ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.spec", BLURD_DEFAULT_SPEC, err), BLURD_EINVAL);
     ASSERT_CONTAINS(err, "blurd.spec");
     ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.spec", NULL, err), BLURD_EINVAL);
     ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.spec", SMALL_SPEC, err), 0); /* respelled */
@@ -536,8 +556,7 @@ TEST_IMPL(model_metadata_round_trip)
 
     /* keys blurd does not know, written by another tool, survive a load and save */
     char fixture[4096];
-    snprintf(fixture, sizeof fixture, "%s/tests/fixtures/small-net.safetensors",
-             test_source_dir());
+    snprintf(fixture, sizeof fixture, "%s/tests/fixtures/small-net.safetensors", test_source_dir());
     loaded = load_ok(fixture);
     char *resaved = test_path("resaved.safetensors");
     ASSERT_INT_EQ(blurd_model_save(loaded, resaved, 0, err), 0);
@@ -545,6 +564,8 @@ TEST_IMPL(model_metadata_round_trip)
     loaded = load_ok(resaved);
     ASSERT_STR_EQ(blurd_model_meta_get(loaded, "fixture.generator"),
                   "tests/fixtures/make_small_net.py");
+    free(resaved);
+    free(path);
     blurd_model_free(loaded);
     blurd_model_free(model);
     return 0;
@@ -584,12 +605,12 @@ TEST_IMPL(model_hash_is_sha256_of_file)
     free(expected);
 
     char fixture[4096];
-    snprintf(fixture, sizeof fixture, "%s/tests/fixtures/small-net.safetensors",
-             test_source_dir());
+    snprintf(fixture, sizeof fixture, "%s/tests/fixtures/small-net.safetensors", test_source_dir());
     blurd_model *python = load_ok(fixture);
     expected = sha256sum(fixture);
     ASSERT_STR_EQ(blurd_model_hash(python), expected);
     free(expected);
+    free(path);
     blurd_model_free(python);
     blurd_model_free(loaded);
     blurd_model_free(model);
@@ -634,6 +655,8 @@ TEST_IMPL(model_save_replaces_atomically)
     char *missing = test_path("no/such/dir/model.safetensors");
     ASSERT_INT_EQ(blurd_model_save(second, missing, 0, err), BLURD_ENOENT);
     ASSERT_CONTAINS(err, missing);
+    free(missing);
+    free(path);
     blurd_model_free(first);
     blurd_model_free(second);
     return 0;
@@ -645,11 +668,13 @@ TEST_IMPL(model_load_open_errors)
 {
     char *missing = test_path("missing.safetensors");
     EXPECT_LOAD_ERROR(missing, BLURD_ENOENT, "No such file");
+    free(missing);
     EXPECT_LOAD_ERROR(test_tmpdir(), BLURD_EISDIR, "directory");
     if (geteuid() != 0) { /* root reads anything */
         char *path = save_small("private.safetensors", 0);
         ASSERT(chmod(path, 0) == 0);
         EXPECT_LOAD_ERROR(path, BLURD_EACCES, "ermission");
+        free(path);
     }
     return 0;
 }
@@ -670,7 +695,7 @@ TEST_IMPL(model_load_truncated)
         {4, "truncated"},
         {8, "truncated"},
         {8 + header_size / 2, "truncated"},
-        {8 + header_size, "past the end"},  /* the header, but no data */
+        {8 + header_size, "past the end"}, /* the header, but no data */
         {n - (n - 8 - header_size) / 2, "past the end"},
         {n - 1, "past the end"},
     };
@@ -683,6 +708,7 @@ TEST_IMPL(model_load_truncated)
         free(path);
     }
     free(bytes);
+    free(good);
     return 0;
 }
 
@@ -701,8 +727,10 @@ TEST_IMPL(model_load_header_length_past_end)
         char *path = test_path(name);
         test_write_file(path, bytes, n);
         EXPECT_LOAD_ERROR(path, BLURD_EMODEL, keywords[i]);
+        free(path);
     }
     free(bytes);
+    free(good);
     return 0;
 }
 
@@ -722,10 +750,13 @@ TEST_IMPL(model_load_header_not_json)
         char *path = test_path(name);
         write_raw(path, headers[i], strlen(headers[i]), parts.data, parts.data_size);
         EXPECT_LOAD_ERROR(path, BLURD_EMODEL, "not valid JSON");
+        free(path);
     }
     char *array = test_path("array.safetensors");
     write_raw(array, "[1, 2, 3]", 9, parts.data, parts.data_size);
     EXPECT_LOAD_ERROR(array, BLURD_EMODEL, "not a JSON object");
+    free(array);
+    free(good);
     free_parts(&parts);
     return 0;
 }
@@ -748,11 +779,9 @@ static void number_in_metadata(struct parts *parts)
 
 TEST_IMPL(model_load_metadata_missing)
 {
-    EXPECT_CORRUPT("no-meta.safetensors", drop_metadata, BLURD_EMODEL,
-                      "__metadata__");
+    EXPECT_CORRUPT("no-meta.safetensors", drop_metadata, BLURD_EMODEL, "__metadata__");
     EXPECT_CORRUPT("no-spec.safetensors", drop_spec, BLURD_EMODEL, "blurd.spec");
-    EXPECT_CORRUPT("number.safetensors", number_in_metadata, BLURD_EMODEL,
-                      "not a string");
+    EXPECT_CORRUPT("number.safetensors", number_in_metadata, BLURD_EMODEL, "not a string");
     return 0;
 }
 
@@ -764,8 +793,7 @@ static void offsets_past_end(struct parts *parts)
 
 TEST_IMPL(model_load_offsets_past_end)
 {
-    EXPECT_CORRUPT("past.safetensors", offsets_past_end, BLURD_EMODEL,
-                      "past the end");
+    EXPECT_CORRUPT("past.safetensors", offsets_past_end, BLURD_EMODEL, "past the end");
     return 0;
 }
 
@@ -790,10 +818,8 @@ static void wrong_size(struct parts *parts)
 
 TEST_IMPL(model_load_offsets_end_before_begin)
 {
-    EXPECT_CORRUPT("reversed.safetensors", end_before_begin, BLURD_EMODEL,
-                      "end before begin");
-    EXPECT_CORRUPT("negative.safetensors", negative_offset, BLURD_EMODEL,
-                      "non-negative");
+    EXPECT_CORRUPT("reversed.safetensors", end_before_begin, BLURD_EMODEL, "end before begin");
+    EXPECT_CORRUPT("negative.safetensors", negative_offset, BLURD_EMODEL, "non-negative");
     EXPECT_CORRUPT("size.safetensors", wrong_size, BLURD_EMODEL, "size mismatch");
     return 0;
 }
@@ -819,6 +845,7 @@ TEST_IMPL(model_load_overlapping_tensors)
     char *path = corrupt("overlap.safetensors", overlapping);
     EXPECT_LOAD_ERROR(path, BLURD_EMODEL, "overlap");
     EXPECT_LOAD_ERROR(path, BLURD_EMODEL, "layers.1.bias");
+    free(path);
     EXPECT_CORRUPT("aliased.safetensors", aliased, BLURD_EMODEL, "overlap");
     return 0;
 }
@@ -854,15 +881,14 @@ static void missing_tensor(struct parts *parts)
 TEST_IMPL(model_load_missing_tensor)
 {
     EXPECT_CORRUPT("missing.safetensors", missing_tensor, BLURD_EMODEL,
-                      "missing tensor layers.1.bias");
+                   "missing tensor layers.1.bias");
     return 0;
 }
 
 static void extra_tensor(struct parts *parts)
 {
-    json_t *entry = json_pack("{s:s, s:[i], s:[I,I]}", "dtype", "F32", "shape", 2,
-                              "data_offsets", (json_int_t)parts->data_size,
-                              (json_int_t)parts->data_size + 8);
+    json_t *entry = json_pack("{s:s, s:[i], s:[I,I]}", "dtype", "F32", "shape", 2, "data_offsets",
+                              (json_int_t)parts->data_size, (json_int_t)parts->data_size + 8);
     memset(parts->data + parts->data_size, 0, 8);
     parts->data_size += 8;
     json_object_set_new(parts->header, "layers.9.kernel", entry);
@@ -870,8 +896,7 @@ static void extra_tensor(struct parts *parts)
 
 TEST_IMPL(model_load_extra_tensor)
 {
-    EXPECT_CORRUPT("extra.safetensors", extra_tensor, BLURD_EMODEL,
-                      "extra tensor layers.9.kernel");
+    EXPECT_CORRUPT("extra.safetensors", extra_tensor, BLURD_EMODEL, "extra tensor layers.9.kernel");
     return 0;
 }
 
@@ -889,9 +914,9 @@ static void wrong_rank(struct parts *parts)
 TEST_IMPL(model_load_wrong_shape)
 {
     EXPECT_CORRUPT("shape.safetensors", wrong_shape, BLURD_EMODEL,
-                      "tensor layers.1.kernel has shape [3,3,3,5], expected [3,3,3,4]");
+                   "tensor layers.1.kernel has shape [3,3,3,5], expected [3,3,3,4]");
     EXPECT_CORRUPT("rank.safetensors", wrong_rank, BLURD_EMODEL,
-                      "tensor layers.4.kernel has shape [200], expected [100,2]");
+                   "tensor layers.4.kernel has shape [200], expected [100,2]");
     return 0;
 }
 
@@ -923,6 +948,7 @@ TEST_IMPL(model_load_unknown_layer_spec)
     char *path = corrupt("spec.safetensors", unknown_layer);
     EXPECT_LOAD_ERROR(path, BLURD_EMODEL, "blurd.spec");
     EXPECT_LOAD_ERROR(path, BLURD_EMODEL, "frobnicate");
+    free(path);
     return 0;
 }
 
@@ -949,6 +975,7 @@ TEST_IMPL(model_load_nan_weight)
     char *path = corrupt("nan.safetensors", nan_weight);
     EXPECT_LOAD_ERROR(path, BLURD_EMODEL, "NaN");
     EXPECT_LOAD_ERROR(path, BLURD_EMODEL, "layers.4.kernel");
+    free(path);
     return 0;
 }
 
@@ -966,6 +993,8 @@ TEST_IMPL(model_load_inf_weight)
     write_parts(path, &parts);
     free_parts(&parts);
     EXPECT_LOAD_ERROR(path, BLURD_EMODEL, "infinite");
+    free(path);
+    free(good);
     return 0;
 }
 
@@ -1069,24 +1098,27 @@ TEST_IMPL(net_forward_matches_python_reference)
     struct blurd_shape shape = blurd_net_input_shape(net);
     ASSERT_INT_EQ(shape.height * shape.width * shape.channels, 432);
 
-    char err[BLURD_ERR_LEN];
-    blurd_net_workspace *ws = NULL;
-    ASSERT_INT_EQ(blurd_net_workspace_create(&ws, net, 3, err), 0);
-    float *input = blurd_net_workspace_input(ws);
-    memcpy(input, ref->inputs, sizeof ref->inputs);
-    const float *out = blurd_net_forward(net, ws, 3, NULL);
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 2; j++)
-            ASSERT_NEAR(out[i * 2 + j], ref->outputs[i][j], 1e-5);
+    /* on the caller's thread alone, and spread over two */
+    for (int threads = 1; threads <= 2; threads++) {
+        char err[BLURD_ERR_LEN];
+        blurd_net_workspace *ws = NULL;
+        ASSERT_INT_EQ(blurd_net_workspace_create(&ws, net, 3, threads, err), 0);
+        float *input = blurd_net_workspace_input(ws);
+        memcpy(input, ref->inputs, sizeof ref->inputs);
+        const float *out = blurd_net_forward(net, ws, 3, NULL);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 2; j++)
+                ASSERT_NEAR(out[i * 2 + j], ref->outputs[i][j], 1e-5);
 
-    /* one at a time, in reverse order so stale activations would show */
-    for (int i = 2; i >= 0; i--) {
-        memcpy(input, ref->inputs[i], sizeof ref->inputs[i]);
-        out = blurd_net_forward(net, ws, 1, NULL);
-        for (int j = 0; j < 2; j++)
-            ASSERT_NEAR(out[j], ref->outputs[i][j], 1e-5);
+        /* one at a time, in reverse order so stale activations would show */
+        for (int i = 2; i >= 0; i--) {
+            memcpy(input, ref->inputs[i], sizeof ref->inputs[i]);
+            out = blurd_net_forward(net, ws, 1, NULL);
+            for (int j = 0; j < 2; j++)
+                ASSERT_NEAR(out[j], ref->outputs[i][j], 1e-5);
+        }
+        blurd_net_workspace_free(ws);
     }
-    blurd_net_workspace_free(ws);
     blurd_model_free(model);
     free(ref);
     return 0;

@@ -116,7 +116,7 @@ TEST_IMPL(net_forward_matches_direct_convolution)
 
     const int batch = 3, in_size = 11 * 9 * 3;
     blurd_net_workspace *ws;
-    ASSERT_INT_EQ(blurd_net_workspace_create(&ws, net, batch, err), 0);
+    ASSERT_INT_EQ(blurd_net_workspace_create(&ws, net, batch, 1, err), 0);
     float *input = blurd_net_workspace_input(ws);
     float images[3][11 * 9 * 3];
     for (int b = 0; b < batch; b++)
@@ -160,11 +160,15 @@ TEST_IMPL(net_batch_equals_single_and_allocates_nothing)
                   0);
     blurd_net_init_he(net, 1);
     blurd_net_workspace *batch_ws, *single_ws;
-    ASSERT_INT_EQ(blurd_net_workspace_create(&batch_ws, net, 4, err), 0);
-    ASSERT_INT_EQ(blurd_net_workspace_create(&single_ws, net, 1, err), 0);
-    /* planned: two ping-pong buffers for 38x38x8 activations and 38x38x27 columns, x batch */
+    ASSERT_INT_EQ(blurd_net_workspace_create(&batch_ws, net, 4, 2, err), 0);
+    ASSERT_INT_EQ(blurd_net_workspace_create(&single_ws, net, 1, 1, err), 0);
+    /* planned: two ping-pong buffers for 4 x 38x38x8 activations, and for each of the 2
+     * threads one im2col chunk of whole rows filling 512 KiB, for the layer (conv1, rows of
+     * 3*3*3 floats, or conv2, rows of 3*3*8) that needs more */
+    size_t conv1_chunk = (512 * 1024 / (27 * 4)) * 27, conv2_chunk = (512 * 1024 / (72 * 4)) * 72;
+    size_t chunk_floats = conv1_chunk > conv2_chunk ? conv1_chunk : conv2_chunk;
     size_t expected_floats = 2 * (((size_t)38 * 38 * 8 * 4 + 15) & ~(size_t)15) +
-                             (((size_t)38 * 38 * 27 * 4 + 15) & ~(size_t)15);
+                             2 * ((chunk_floats + 15) & ~(size_t)15);
     ASSERT_INT_EQ(blurd_net_workspace_bytes(batch_ws), expected_floats * sizeof(float));
 
     uint64_t state = 5;

@@ -42,6 +42,7 @@ TEST_IMPL(pipeline_returns_every_path_once_and_applies_back_pressure)
         .image = {.input = BLURD_INPUT_TILES, .size = 200, .tile_count = 4,
                   .max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS},
         .jobs = 2,
+        .threads_per_job = 1,
         .queue_depth = 1,
     };
     blurd_pipeline *pipeline;

@@ -9,6 +9,25 @@
 
 static char tmpdir[4096];
 
+/* Everything the helpers below hand out stays reachable from here until the test process
+ * exits, so tests need not free it and LeakSanitizer does not count it as leaked. */
+static void **kept;
+static size_t kept_count, kept_capacity;
+
+static void *keep(void *p)
+{
+    if (p == NULL)
+        TEST_FAIL("out of memory");
+    if (kept_count == kept_capacity) {
+        kept_capacity = kept_capacity ? 2 * kept_capacity : 256;
+        kept = realloc(kept, kept_capacity * sizeof *kept);
+        if (kept == NULL)
+            TEST_FAIL("out of memory");
+    }
+    kept[kept_count++] = p;
+    return p;
+}
+
 const char *test_tmpdir(void)
 {
     if (tmpdir[0] == '\0') {
@@ -23,9 +42,7 @@ const char *test_tmpdir(void)
 char *test_path(const char *name)
 {
     size_t n = strlen(test_tmpdir()) + strlen(name) + 2;
-    char *path = malloc(n);
-    if (path == NULL)
-        TEST_FAIL("out of memory");
+    char *path = keep(malloc(n));
     snprintf(path, n, "%s/%s", test_tmpdir(), name);
     return path;
 }
@@ -58,6 +75,7 @@ char *test_read_file(const char *path, size_t *n)
         buf = realloc(buf, cap);
     }
     fclose(f);
+    keep(buf);
     buf[len] = '\0';
     if (n != NULL)
         *n = len;
@@ -93,8 +111,6 @@ int test_run(const char *command, char **out, char **err)
         *out = test_read_file(out_path, NULL);
     if (err != NULL)
         *err = test_read_file(err_path, NULL);
-    free(out_path);
-    free(err_path);
     if (status == -1 || !WIFEXITED(status))
         return -1;
     return WEXITSTATUS(status);

@@ -65,7 +65,8 @@
 /* A fresh directory under $TMPDIR (or /tmp), removed by the runner after the test. */
 const char *test_tmpdir(void);
 
-/* Joins test_tmpdir() and `name` into a static-lifetime string (leaked on purpose). */
+/* Joins test_tmpdir() and `name`.  Like every buffer these helpers return, the string lives
+ * until the test process ends; tests may free it, but need not. */
 char *test_path(const char *name);
 
 /* Writes `n` bytes to `path`; fails the test on error. */

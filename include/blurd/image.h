@@ -50,22 +50,24 @@ int blurd_image_has_image_extension(const char *path);
 
 /* Decodes `path` and writes info->inputs network inputs of size x size x 3 floats to
  * `inputs` (borrowed for the call), which must hold options->tile_count (tiles) or 1
- * (resize) inputs; nothing past info->inputs is touched.  Resize: the whole image squashed
- * to size x size, aspect ignored, as Keras' load_img(target_size=...).  Tiles: the image
- * scaled once so its long side is at most analysis_size unless that would leave the short
- * side under `size` (then the short side is `size`, enlarging if need be), then
- * non-overlapping (at most a quarter overlapping) tiles on a half-tile grid taken greedily
- * by gradient energy of the grey image, best first; fewer than
- * tile_count when fewer fit.  The same file always gives the same inputs.
- * Initialises libvips on first use if blurd_image_init was not called.  `info` must not
- * be NULL; on failure it holds what was learnt before the failure (zeros otherwise).
- * Only JPEG, PNG, WebP, TIFF, GIF and HEIF/AVIF content is read, whatever the name.
- * Errors, with `err` naming the path and the reason (libvips' own text on one line where
- * it has one): BLURD_EINVAL (NULL argument, options out of range), BLURD_ENOENT (missing or
+ * (resize) inputs; nothing past info->inputs is touched.
+ *
+ * Resize: the whole image squashed to size x size, aspect ignored, as Keras'
+ * load_img(target_size=...).  Tiles: the image scaled once so its long side is at most
+ * analysis_size, unless that would leave the short side under `size` (then the short side
+ * becomes `size`, enlarging if need be); then tiles on a half-tile grid, taken greedily by
+ * the gradient energy of the grey image, best first, none overlapping another by more than
+ * a quarter; fewer than tile_count when fewer fit.  The same file always gives the same
+ * inputs.  Only JPEG, PNG, WebP, TIFF, GIF and HEIF/AVIF content is read, whatever the name.
+ *
+ * Initialises libvips on first use if blurd_image_init was not called.  `info` must not be
+ * NULL; on failure it holds what was learnt before the failure (zeros otherwise).  Errors,
+ * with `err` naming the path and the reason (with libvips' own text, on one line, where it
+ * has one): BLURD_EINVAL (a NULL argument, options out of range), BLURD_ENOENT (missing or
  * vanished), BLURD_EACCES, BLURD_EISDIR, BLURD_ENOTIMAGE (zero bytes, not a regular file,
  * content not one of the formats above, or its loader blocked), BLURD_ETOOBIG (over
- * max_pixels, from the header alone), BLURD_ETOOSMALL (a side under BLURD_IMAGE_MIN_SIDE),
- * BLURD_EDECODE (truncated or corrupt data), BLURD_ENOMEM. */
+ * max_pixels, judged from the header alone), BLURD_ETOOSMALL (a side under
+ * BLURD_IMAGE_MIN_SIDE), BLURD_EDECODE (truncated or corrupt data), BLURD_ENOMEM. */
 int blurd_image_load(const char *path, const struct blurd_image_options *options, float *inputs,
                      struct blurd_image_info *info, char *err);
 

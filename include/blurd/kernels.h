@@ -34,11 +34,13 @@ struct blurd_kernels {
      * shape `in`; y has (in.height/2) x (in.width/2) x in.channels values. */
     void (*maxpool2)(struct blurd_kernel_shape in, const float *restrict x, float *restrict y);
 
-    /* im2col for a k x k stride-1 "valid" convolution of one NHWC image: row p of
-     * `columns` (p = oy * out_width + ox) holds the k*k*channels inputs under output
-     * pixel p in (ky, kx, channel) order, which matches HWIO kernels. */
-    void (*im2col)(struct blurd_kernel_shape in, int k, const float *restrict x,
-                   float *restrict columns);
+    /* im2col for a k x k stride-1 "valid" convolution of one NHWC image, rows
+     * [first, first + count) only: row p of the full matrix (p = oy * out_width + ox) holds
+     * the k*k*channels inputs under output pixel p in (ky, kx, channel) order, which
+     * matches HWIO kernels; `columns` receives `count` such rows.  Computing a range lets
+     * the caller keep each chunk small enough to stay in cache for its GEMM. */
+    void (*im2col)(struct blurd_kernel_shape in, int k, size_t first, size_t count,
+                   const float *restrict x, float *restrict columns);
 
     /* In place, a numerically stable softmax over each of `rows` rows of n values. */
     void (*softmax)(size_t rows, size_t n, float *restrict y);

@@ -72,7 +72,8 @@ void blurd_model_free(blurd_model *model); /* NULL is a no-op */
 /* The network (owned by the model). */
 blurd_net *blurd_model_net(const blurd_model *model);
 
-/* The preprocessing parsed from the metadata at load time (owned by the model). */
+/* The preprocessing parsed from the metadata at load or create time and kept current by
+ * blurd_model_meta_set (owned by the model). */
 const struct blurd_preprocess *blurd_model_preprocess(const blurd_model *model);
 
 /* Metadata: the value for `key` or NULL (owned by the model, valid until it changes). */
@@ -86,8 +87,7 @@ int blurd_model_meta_set(blurd_model *model, const char *key, const char *value,
 int blurd_model_meta_count(const blurd_model *model);
 /* The index-th key and value, in sorted (strcmp) key order (both owned by the model,
  * valid until the metadata changes).  An index outside [0, count) aborts. */
-void blurd_model_meta_at(const blurd_model *model, int index, const char **key,
-                         const char **value);
+void blurd_model_meta_at(const blurd_model *model, int index, const char **key, const char **value);
 
 /* SHA-256 of the model file's bytes as 64 lowercase hex digits ("" for a model never
  * loaded or saved) and its name (blurd.name, else the file's base name without a

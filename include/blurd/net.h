@@ -101,10 +101,13 @@ float *blurd_net_parameters(const blurd_net *net);
 /* He-normal kernels (std sqrt(2 / fan_in)) and zero biases, reproducible from `seed`. */
 void blurd_net_init_he(blurd_net *net, uint64_t seed);
 
-/* Plans and allocates (touching every page once) the activations and im2col scratch for
- * up to `max_batch` inputs.  The net must outlive the workspace. */
+/* Plans and allocates (touching every page once) the activations for up to `max_batch`
+ * inputs, and starts `threads` - 1 helper threads with a cache-sized im2col chunk each:
+ * a forward pass is spread over `threads` cores.  Each thread calls OpenBLAS, which should
+ * then be single-threaded (blurd_gemm_set_threads(1)) to avoid oversubscribing the cores.
+ * The net must outlive the workspace. */
 int blurd_net_workspace_create(blurd_net_workspace **out, const blurd_net *net, int max_batch,
-                               char *err);
+                               int threads, char *err);
 void blurd_net_workspace_free(blurd_net_workspace *ws); /* NULL is a no-op */
 size_t blurd_net_workspace_bytes(const blurd_net_workspace *ws);
 int blurd_net_workspace_max_batch(const blurd_net_workspace *ws);
@@ -112,7 +115,7 @@ int blurd_net_workspace_max_batch(const blurd_net_workspace *ws);
 /* Where the caller writes `batch` NHWC inputs (owned by the workspace). */
 float *blurd_net_workspace_input(blurd_net_workspace *ws);
 
-/* Runs the forward pass over the first `batch` inputs and returns batch x outputs values
+/* Runs the forward pass over the first `batch` inputs (the caller's thread takes part) and returns batch x outputs values
  * (owned by the workspace, valid until the next call).  If `layer_seconds` is not NULL it
  * receives each layer's wall time (blurd_net_layer_count entries).  Aborts with file:line
  * if batch exceeds the workspace's max_batch: that is a programming error. */

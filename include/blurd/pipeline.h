@@ -26,6 +26,7 @@ struct blurd_pipeline_options {
     const blurd_model *model;         /* borrowed; must outlive the pipeline */
     struct blurd_image_options image; /* how inputs are made (from the model, overridable) */
     int jobs;                         /* worker threads, >= 1 */
+    int threads_per_job;              /* threads each forward pass is spread over, >= 1 */
     int queue_depth;                  /* paths waiting beyond those being worked on, >= 1 */
     /* Called by a worker, without locks held, after it posts a result (e.g. uv_async_send
      * to wake an event loop).  May be NULL. */
