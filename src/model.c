@@ -15,6 +15,7 @@
 #include <glib.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -58,7 +59,13 @@ struct blurd_model {
     int meta_count;
     int meta_capacity;
     char *file_name; /* base name of the file last loaded or saved; "" if none (owned) */
-    char hash[65];   /* lowercase hex SHA-256 of that file; "" if none */
+    /* The SHA-256 costs more than the rest of a load (74 ms for the default model), and
+     * only the database and `model info` need it, so it is computed on first request from
+     * the loaded file, kept open until then: a model replaced by rename meanwhile is still
+     * the one hashed. */
+    pthread_mutex_t hash_lock;
+    int hash_fd;   /* the loaded file until hashed, else -1 (owned) */
+    char hash[65]; /* lowercase hex SHA-256 of that file; "" if none */
 };
 
 /* Writes "PATH: reason" into err and returns code. */
@@ -275,6 +282,12 @@ static int parse_preprocess(const blurd_model *model, const blurd_net *net,
                  input.height, input.width);
         return -1;
     }
+    if (input.channels != 3) {
+        /* images are always decoded to RGB, so any other input cannot be fed */
+        snprintf(reason, size, "blurd.spec: input has %d channels; blurd feeds RGB (3)",
+                 input.channels);
+        return -1;
+    }
 
     value = meta_value(model, "blurd.input");
     if (value == NULL || strcmp(value, "tiles") == 0) {
@@ -350,6 +363,8 @@ static blurd_model *model_new(void)
     blurd_model *model = calloc(1, sizeof *model);
     if (model == NULL)
         return NULL;
+    model->hash_fd = -1;
+    pthread_mutex_init(&model->hash_lock, NULL);
     model->file_name = strdup("");
     if (model->file_name == NULL) {
         free(model);
@@ -387,6 +402,9 @@ void blurd_model_free(blurd_model *model)
     }
     free(model->meta);
     free(model->file_name);
+    if (model->hash_fd >= 0)
+        close(model->hash_fd);
+    pthread_mutex_destroy(&model->hash_lock);
     free(model);
 }
 
@@ -787,26 +805,23 @@ int blurd_model_load(blurd_model **out, const char *path, char *err)
         close(fd);
         return fail(err, BLURD_EMODEL, path, "too large to map");
     }
-    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    /* MAP_POPULATE: every page is read anyway, and one call is cheaper than a fault each */
+    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     int map_errno = errno;
-    close(fd); /* the mapping keeps the file open */
-    if (map == MAP_FAILED)
+    if (map == MAP_FAILED) {
+        close(fd);
         return fail(err, blurd_error_from_errno(map_errno), path, "cannot map: %s",
                     strerror(map_errno));
+    }
 
     blurd_model *model = model_new();
     int rc = model ? load_mapped(model, map, size, path, err)
                    : fail(err, BLURD_ENOMEM, path, "out of memory");
-    if (rc == 0) {
-        /* the hash names exactly the bytes that were validated and loaded */
-        gchar *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, map, (gsize)size);
-        if (hex == NULL || strlen(hex) != 64)
-            rc = fail(err, BLURD_ENOMEM, path, "cannot compute SHA-256");
-        else
-            memcpy(model->hash, hex, 65);
-        g_free(hex);
-    }
     munmap(map, (size_t)size);
+    if (rc == 0)
+        model->hash_fd = fd; /* hashed on first request (blurd_model_hash) */
+    else
+        close(fd);
     if (rc == 0 && set_file_name(model, path) != 0)
         rc = fail(err, BLURD_ENOMEM, path, "out of memory");
     if (rc != 0) {
@@ -1041,6 +1056,12 @@ int blurd_model_save(blurd_model *model, const char *path, int half, char *err)
     }
 
     const gchar *hex = g_checksum_get_string(w.checksum);
+    pthread_mutex_lock(&model->hash_lock);
+    if (model->hash_fd >= 0) { /* the saved bytes are what the model now names */
+        close(model->hash_fd);
+        model->hash_fd = -1;
+    }
+    pthread_mutex_unlock(&model->hash_lock);
     if (hex != NULL && strlen(hex) == 64)
         memcpy(model->hash, hex, 65);
     else
@@ -1182,8 +1203,37 @@ void blurd_model_meta_at(const blurd_model *model, int index, const char **key, 
     *value = model->meta[index].value;
 }
 
+/* SHA-256 of everything readable from `fd`, as hex into `hex` (65 bytes); "" on error. */
+static void hash_file(int fd, char *hex)
+{
+    hex[0] = '\0';
+    GChecksum *checksum = g_checksum_new(G_CHECKSUM_SHA256);
+    unsigned char *buffer = malloc(1 << 20);
+    off_t offset = 0;
+    ssize_t n = -1;
+    while (checksum != NULL && buffer != NULL && (n = pread(fd, buffer, 1 << 20, offset)) > 0) {
+        g_checksum_update(checksum, buffer, n);
+        offset += n;
+    }
+    const gchar *text = checksum != NULL && n == 0 ? g_checksum_get_string(checksum) : NULL;
+    if (text != NULL && strlen(text) == 64)
+        memcpy(hex, text, 65);
+    free(buffer);
+    if (checksum != NULL)
+        g_checksum_free(checksum);
+}
+
 const char *blurd_model_hash(const blurd_model *model)
 {
+    /* The model is logically constant: computing the hash late only fills in a fact. */
+    blurd_model *mutable_model = (blurd_model *)model;
+    pthread_mutex_lock(&mutable_model->hash_lock);
+    if (mutable_model->hash_fd >= 0) {
+        hash_file(mutable_model->hash_fd, mutable_model->hash);
+        close(mutable_model->hash_fd);
+        mutable_model->hash_fd = -1;
+    }
+    pthread_mutex_unlock(&mutable_model->hash_lock);
     return model->hash;
 }
 

@@ -235,6 +235,10 @@ TEST_IMPL(model_create_defaults)
     ASSERT_INT_EQ(blurd_model_create(&bad, "input 12 12 3; flatten; dense 3 softmax", 1, err),
                   BLURD_ESPEC);
     ASSERT_CONTAINS(err, "outputs");
+    /* decoded images are RGB: a grey-input net would be fed past its input buffer */
+    ASSERT_INT_EQ(blurd_model_create(&bad, "input 12 12 1; flatten; dense 2 softmax", 1, err),
+                  BLURD_ESPEC);
+    ASSERT_CONTAINS(err, "channels");
     return 0;
 }
 
@@ -373,21 +377,21 @@ static unsigned half_nearest(float v)
 
 TEST_IMPL(model_half_conversion_exact)
 {
-    /* layers.2.kernel is 16 x 4096: room for every one of the 65536 half patterns */
-    const char *spec = "input 4 4 1; flatten; dense 4096 linear; dense 2 softmax";
+    /* layers.2.kernel is 12 x 5462: room for every one of the 65536 half patterns */
+    const char *spec = "input 2 2 3; flatten; dense 5462 linear; dense 2 softmax";
     char header[1024];
     int header_size = snprintf(header, sizeof header,
                                "{\"__metadata__\":{\"blurd.spec\":\"%s\"},"
-                               "\"layers.2.kernel\":{\"dtype\":\"F16\",\"shape\":[16,4096],"
-                               "\"data_offsets\":[0,131072]},"
-                               "\"layers.2.bias\":{\"dtype\":\"F16\",\"shape\":[4096],"
-                               "\"data_offsets\":[131072,139264]},"
-                               "\"layers.3.kernel\":{\"dtype\":\"F16\",\"shape\":[4096,2],"
-                               "\"data_offsets\":[139264,155648]},"
+                               "\"layers.2.kernel\":{\"dtype\":\"F16\",\"shape\":[12,5462],"
+                               "\"data_offsets\":[0,131088]},"
+                               "\"layers.2.bias\":{\"dtype\":\"F16\",\"shape\":[5462],"
+                               "\"data_offsets\":[131088,142012]},"
+                               "\"layers.3.kernel\":{\"dtype\":\"F16\",\"shape\":[5462,2],"
+                               "\"data_offsets\":[142012,163860]},"
                                "\"layers.3.bias\":{\"dtype\":\"F16\",\"shape\":[2],"
-                               "\"data_offsets\":[155648,155652]}}",
+                               "\"data_offsets\":[163860,163864]}}",
                                spec);
-    size_t data_size = 155652;
+    size_t data_size = 163864;
     unsigned char *data = calloc(data_size, 1);
     ASSERT(data != NULL);
     for (unsigned h = 0; h < 65536; h++) {
