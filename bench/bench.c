@@ -215,7 +215,8 @@ static void bench_pipeline(const blurd_net *net, const char *model_path, const c
             .max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS,
         };
         int max_inputs = m == 0 ? options.tile_count : 1;
-        float *inputs = malloc((size_t)max_inputs * in.height * in.width * in.channels * sizeof(float));
+        float *inputs =
+            malloc((size_t)max_inputs * in.height * in.width * in.channels * sizeof(float));
         /* decode alone, one thread, as a worker does it */
         double decode = 0.0;
         int total_inputs = 0;

@@ -122,8 +122,8 @@ static void show_progress(struct run *run, bool force)
         bar[i] = i < filled ? '#' : '.';
     bar[width] = '\0';
     long eta = rate > 0.0 ? (long)((double)(total - done) / rate + 0.5) : 0;
-    fprintf(stderr, "\r\033[K%zu/%zu [%s] %3.0f%%  %.1f images/s  ETA %ld:%02ld", done, total,
-            bar, total ? 100.0 * (double)done / (double)total : 100.0, rate, eta / 60, eta % 60);
+    fprintf(stderr, "\r\033[K%zu/%zu [%s] %3.0f%%  %.1f images/s  ETA %ld:%02ld", done, total, bar,
+            total ? 100.0 * (double)done / (double)total : 100.0, rate, eta / 60, eta % 60);
     fflush(stderr);
 }
 
@@ -174,10 +174,9 @@ static void print_record(struct run *run, const char *path, const struct outcome
                (double)o->milliseconds);
         break;
     case BLURD_FORMAT_JSON: {
-        json_t *record = json_pack("{s:s, s:s, s:f, s:f, s:i, s:i, s:f}", "path", path,
-                                   "verdict", verdict, "p_blurred", p, "p_clear", q, "width",
-                                   o->width, "height", o->height, "milliseconds",
-                                   (double)o->milliseconds);
+        json_t *record = json_pack("{s:s, s:s, s:f, s:f, s:i, s:i, s:f}", "path", path, "verdict",
+                                   verdict, "p_blurred", p, "p_clear", q, "width", o->width,
+                                   "height", o->height, "milliseconds", (double)o->milliseconds);
         char *text = record ? json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         if (text != NULL)
             printf("%s\n%s", run->json_first ? "" : ",", text);
@@ -297,8 +296,7 @@ static void record_result(struct run *run, const struct blurd_result *r)
     }
 }
 
-static int open_model(const struct blurd_classify_options *options, blurd_model **model,
-                      char *err)
+static int open_model(const struct blurd_classify_options *options, blurd_model **model, char *err)
 {
     char default_path[PATH_MAX];
     const char *path = options->model_path;
@@ -392,7 +390,8 @@ int blurd_classify_run(const struct blurd_classify_options *options,
                 r->id = submitted;
                 snprintf(r->path, sizeof r->path, "%.100s...", run.files.paths[submitted]);
                 r->status = s;
-                snprintf(r->error, sizeof r->error, "%.100s...: path too long", run.files.paths[submitted]);
+                snprintf(r->error, sizeof r->error, "%.100s...: path too long",
+                         run.files.paths[submitted]);
                 record_result(&run, r);
             }
             submitted++;

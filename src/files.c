@@ -119,8 +119,7 @@ static int add_argument(struct blurd_file_list *list, const char *path, int recu
     return append(list, path, err);
 }
 
-static int read_list(struct blurd_file_list *list, const char *files_from, int recursive,
-                     char *err)
+static int read_list(struct blurd_file_list *list, const char *files_from, int recursive, char *err)
 {
     FILE *f = strcmp(files_from, "-") == 0 ? stdin : fopen(files_from, "r");
     if (f == NULL)

@@ -54,8 +54,8 @@ void blurd_inspect_print(FILE *out, const blurd_model *model, int from_file)
         snprintf(shape, sizeof shape, "%dx%dx%d", info.output.height, info.output.width,
                  info.output.channels);
         group_digits(info.parameters, params, sizeof params);
-        fprintf(out, "%3d  %-8s %-10s %18s %12s %10.1f\n", i, info.kind_name, detail, shape,
-                params, info.flops / 1e6);
+        fprintf(out, "%3d  %-8s %-10s %18s %12s %10.1f\n", i, info.kind_name, detail, shape, params,
+                info.flops / 1e6);
     }
     char total[32];
     group_digits(blurd_net_parameter_count(net), total, sizeof total);

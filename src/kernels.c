@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void scalar_u8_to_float(size_t n, const uint8_t *restrict x, float *restrict y,
-                               float scale)
+static void scalar_u8_to_float(size_t n, const uint8_t *restrict x, float *restrict y, float scale)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = (float)x[i] * scale;
@@ -60,13 +59,13 @@ static void scalar_im2col(struct blurd_kernel_shape in, int k, size_t first, siz
     int out_w = in.width - k + 1, ch = in.channels;
     size_t row_length = (size_t)k * k * ch;
     for (size_t p = first; p < first + count; p++) {
-            int oy = (int)(p / (size_t)out_w), ox = (int)(p % (size_t)out_w);
-            float *row = columns + (p - first) * row_length;
-            for (int ky = 0; ky < k; ky++)
-                for (int kx = 0; kx < k; kx++)
-                    for (int c = 0; c < ch; c++)
-                        row[((size_t)ky * k + kx) * ch + c] =
-                            x[((size_t)(oy + ky) * in.width + (ox + kx)) * ch + c];
+        int oy = (int)(p / (size_t)out_w), ox = (int)(p % (size_t)out_w);
+        float *row = columns + (p - first) * row_length;
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++)
+                for (int c = 0; c < ch; c++)
+                    row[((size_t)ky * k + kx) * ch + c] =
+                        x[((size_t)(oy + ky) * in.width + (ox + kx)) * ch + c];
     }
 }
 
@@ -162,12 +161,12 @@ const struct blurd_kernels *blurd_kernels_get(void)
     return chosen;
 }
 
-void blurd_gemm(int transpose_a, int transpose_b, int m, int n, int k, float alpha,
-                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+void blurd_gemm(int transpose_a, int transpose_b, int m, int n, int k, float alpha, const float *a,
+                int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans,
-                transpose_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta,
-                c, ldc);
+                transpose_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc);
 }
 
 void blurd_gemm_set_threads(int threads)

@@ -186,8 +186,8 @@ static int command_classify(int argc, char **argv)
         case OPT_MAX_MEGAPIXELS:
             if (parse_float(optarg, &megapixels) != 0 || !(megapixels > 0.0f) ||
                 megapixels > 10000.0f)
-                return usage_error(hint, "--max-megapixels must be a number from 0 to 10000, not '%s'",
-                                   optarg);
+                return usage_error(
+                    hint, "--max-megapixels must be a number from 0 to 10000, not '%s'", optarg);
             options.max_pixels = (uint64_t)((double)megapixels * 1e6);
             break;
         case OPT_PROGRESS:
@@ -224,7 +224,9 @@ static int command_classify(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (!quiet) {
-        double rate = summary.seconds > 0.0 ? (double)(summary.blurred + summary.clear) / summary.seconds : 0.0;
+        double rate = summary.seconds > 0.0
+                          ? (double)(summary.blurred + summary.clear) / summary.seconds
+                          : 0.0;
         fprintf(stderr,
                 "blurd: %zu judged (%zu blurred, %zu clear), %zu failed, %zu skipped in %.1f s "
                 "(%.1f images/s)%s\n",
@@ -253,7 +255,8 @@ static int command_model(int argc, char **argv)
     int rc;
     if (argc == 4 && strcmp(argv[2], "--arch") == 0) {
         if (strcmp(argv[3], "default") != 0)
-            return usage_error("blurd model", "unknown architecture '%s' (known: default)", argv[3]);
+            return usage_error("blurd model", "unknown architecture '%s' (known: default)",
+                               argv[3]);
         rc = blurd_model_create(&model, BLURD_DEFAULT_SPEC, 0, err);
     } else if (argc == 3) {
         rc = blurd_model_load(&model, argv[2], err);

@@ -32,16 +32,16 @@
 #define POOL_BAND_ROWS 8
 
 /* Sanity bounds on what a spec (from an untrusted model file) may ask for. */
-#define MAX_SIDE 4096
-#define MAX_CHANNELS 65536
+#define MAX_SIDE       4096
+#define MAX_CHANNELS   65536
 #define MAX_PARAMETERS (512u * 1024u * 1024u)
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
             fprintf(stderr, "%s:%d: internal error: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                    \
-        }                                                                               \
+            abort();                                                                   \
+        }                                                                              \
     } while (0)
 
 struct layer {
@@ -118,8 +118,8 @@ static int plan_conv(struct layer *layer, char *why, size_t why_len)
                  layer->in.width, k, k);
         return -1;
     }
-    layer->out = (struct blurd_shape){layer->in.height - k + 1, layer->in.width - k + 1,
-                                      layer->units};
+    layer->out =
+        (struct blurd_shape){layer->in.height - k + 1, layer->in.width - k + 1, layer->units};
     layer->kernel_count = (size_t)k * k * layer->in.channels * layer->units;
     layer->bias_count = (size_t)layer->units;
     return 0;
@@ -132,8 +132,8 @@ static int plan_maxpool(struct layer *layer, char *why, size_t why_len)
                  layer->in.width);
         return -1;
     }
-    layer->out = (struct blurd_shape){layer->in.height / 2, layer->in.width / 2,
-                                      layer->in.channels};
+    layer->out =
+        (struct blurd_shape){layer->in.height / 2, layer->in.width / 2, layer->in.channels};
     return 0;
 }
 
@@ -176,8 +176,7 @@ static void forward_identity(const struct forward_args *args)
     (void)args; /* input, dropout (at inference) and flatten move no data */
 }
 
-static void apply_activation(const struct layer *layer, size_t rows, float *y,
-                             const float *bias)
+static void apply_activation(const struct layer *layer, size_t rows, float *y, const float *bias)
 {
     const struct blurd_kernels *k = blurd_kernels_get();
     size_t channels = (size_t)layer->out.channels;
@@ -234,8 +233,8 @@ static void conv_chunk(void *arg, int index, int thread)
     }
     float *y = args->y + first * (size_t)layer->units;
     blurd_gemm(0, 0, (int)count, layer->units, (int)plan->row_length, 1.0f, columns,
-               (int)plan->row_length, args->net->parameters + layer->kernel_offset,
-               layer->units, 0.0f, y, layer->units);
+               (int)plan->row_length, args->net->parameters + layer->kernel_offset, layer->units,
+               0.0f, y, layer->units);
     apply_activation(layer, count, y, args->net->parameters + layer->bias_offset);
 }
 
@@ -261,8 +260,8 @@ static void maxpool_band(void *arg, int index, int thread)
     const struct layer *layer = args->layer;
     int bands = (layer->out.height + POOL_BAND_ROWS - 1) / POOL_BAND_ROWS;
     int image = index / bands, first = (index % bands) * POOL_BAND_ROWS;
-    int rows = layer->out.height - first < POOL_BAND_ROWS ? layer->out.height - first
-                                                          : POOL_BAND_ROWS;
+    int rows =
+        layer->out.height - first < POOL_BAND_ROWS ? layer->out.height - first : POOL_BAND_ROWS;
     /* Output rows [first, first+rows) depend only on input rows [2*first, 2*(first+rows)). */
     struct blurd_kernel_shape band = {2 * rows, layer->in.width, layer->in.channels};
     size_t in_row = (size_t)layer->in.width * layer->in.channels;
@@ -358,7 +357,8 @@ static int tokenize(char *text, char **tokens, int max)
 {
     int n = 0;
     char *save = NULL;
-    for (char *t = strtok_r(text, " \t\r\n", &save); t != NULL; t = strtok_r(NULL, " \t\r\n", &save)) {
+    for (char *t = strtok_r(text, " \t\r\n", &save); t != NULL;
+         t = strtok_r(NULL, " \t\r\n", &save)) {
         if (n == max)
             return max + 1;
         tokens[n++] = t;
@@ -504,7 +504,8 @@ int blurd_net_create(blurd_net **out, const char *spec, char *err)
             goto fail;
         }
         if (count > 7) {
-            rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: layer %d has too many words", index);
+            rc =
+                blurd_error_set(err, BLURD_ESPEC, "layer spec: layer %d has too many words", index);
             goto fail;
         }
         if (net->layer_count == BLURD_NET_MAX_LAYERS) {
@@ -526,7 +527,8 @@ int blurd_net_create(blurd_net **out, const char *spec, char *err)
             goto fail;
         }
         if (shape_size(layer->out) > (size_t)MAX_SIDE * MAX_SIDE * 64) {
-            rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: layer %d output is too large", index);
+            rc = blurd_error_set(err, BLURD_ESPEC, "layer spec: layer %d output is too large",
+                                 index);
             goto fail;
         }
         if (layer->kernel_count > 0) {
@@ -715,7 +717,8 @@ int blurd_net_workspace_create(blurd_net_workspace **out, const blurd_net *net, 
         if (shape_size(layer->out) > largest_activation)
             largest_activation = shape_size(layer->out);
         if (layer->kind == BLURD_LAYER_CONV) {
-            size_t row_length = (size_t)layer->kernel_size * layer->kernel_size * layer->in.channels;
+            size_t row_length =
+                (size_t)layer->kernel_size * layer->kernel_size * layer->in.channels;
             if (chunk_rows(row_length) * row_length > column_floats)
                 column_floats = chunk_rows(row_length) * row_length;
         }
@@ -793,8 +796,8 @@ const float *blurd_net_forward(const blurd_net *net, blurd_net_workspace *ws, in
         const struct layer_ops *ops = &layer_ops[layer->kind];
         double start = layer_seconds != NULL ? seconds_now() : 0.0;
         int next = ops->in_place ? current : 1 - current;
-        struct forward_args args = {net, layer, batch, ws->activations[current],
-                                    ws->activations[next], ws};
+        struct forward_args args = {
+            net, layer, batch, ws->activations[current], ws->activations[next], ws};
         ops->forward(&args);
         current = next;
         if (layer_seconds != NULL)

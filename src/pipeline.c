@@ -64,7 +64,8 @@ static double milliseconds_since(const struct timespec *start)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) * 1e-6;
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+           (double)(now.tv_nsec - start->tv_nsec) * 1e-6;
 }
 
 float blurd_pipeline_combine_tiles(const float *p_blurred, int count)
@@ -94,8 +95,8 @@ static void process(struct worker *worker, struct blurd_result *result)
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     float *inputs = blurd_net_workspace_input(worker->workspace);
-    result->status = blurd_image_load(result->path, &p->options.image, inputs, &result->info,
-                                      result->error);
+    result->status =
+        blurd_image_load(result->path, &p->options.image, inputs, &result->info, result->error);
     result->decode_ms = milliseconds_since(&start);
     if (result->status != 0)
         return;
@@ -153,7 +154,8 @@ int blurd_pipeline_create(blurd_pipeline **out, const struct blurd_pipeline_opti
     if (options->jobs < 1 || options->jobs > 256 || options->threads_per_job < 1 ||
         options->threads_per_job > 256 || options->queue_depth < 1 ||
         options->queue_depth > 1 << 20)
-        return blurd_error_set(err, BLURD_EINVAL, "pipeline: %d jobs and queue depth %d are out of range",
+        return blurd_error_set(err, BLURD_EINVAL,
+                               "pipeline: %d jobs and queue depth %d are out of range",
                                options->jobs, options->queue_depth);
     blurd_pipeline *p = calloc(1, sizeof *p);
     if (p == NULL)

@@ -141,14 +141,13 @@ static int query_int(blurd_store *store, const char *sql, const char *what, int6
 static int check_schema(blurd_store *store, int64_t *version, char *err)
 {
     int64_t application_id = 0, objects = 0;
-    int code = query_int(store, "PRAGMA application_id", "cannot read the database",
-                         &application_id, err);
+    int code =
+        query_int(store, "PRAGMA application_id", "cannot read the database", &application_id, err);
     if (code == 0)
-        code = query_int(store, "PRAGMA user_version", "cannot read the database", version,
-                         err);
+        code = query_int(store, "PRAGMA user_version", "cannot read the database", version, err);
     if (code == 0)
-        code = query_int(store, "SELECT count(*) FROM sqlite_schema",
-                         "cannot read the database", &objects, err);
+        code = query_int(store, "SELECT count(*) FROM sqlite_schema", "cannot read the database",
+                         &objects, err);
     if (code != 0)
         return code;
     if (application_id != BLURD_STORE_APPLICATION_ID && (objects != 0 || *version != 0))
@@ -341,8 +340,8 @@ int blurd_store_put(blurd_store *store, const struct blurd_store_row *row, char 
                                store != NULL ? store->path : "blurd_store_put");
     const char *verdict = row->verdict;
     if (verdict != NULL && strcmp(verdict, "blurred") != 0 && strcmp(verdict, "clear") != 0)
-        return blurd_error_set(err, BLURD_EINVAL, "%s: %s: invalid verdict \"%s\"",
-                               store->path, row->path, verdict);
+        return blurd_error_set(err, BLURD_EINVAL, "%s: %s: invalid verdict \"%s\"", store->path,
+                               row->path, verdict);
 
     sqlite3_stmt *put = store->put;
     int rc = bind_text(put, 1, row->path);
@@ -353,8 +352,7 @@ int blurd_store_put(blurd_store *store, const struct blurd_store_row *row, char 
     if (rc == SQLITE_OK)
         rc = row->width > 0 ? sqlite3_bind_int(put, 4, row->width) : sqlite3_bind_null(put, 4);
     if (rc == SQLITE_OK)
-        rc = row->height > 0 ? sqlite3_bind_int(put, 5, row->height)
-                             : sqlite3_bind_null(put, 5);
+        rc = row->height > 0 ? sqlite3_bind_int(put, 5, row->height) : sqlite3_bind_null(put, 5);
     if (rc == SQLITE_OK)
         rc = bind_text(put, 6, row->format);
     if (rc == SQLITE_OK)

@@ -10,8 +10,8 @@
 
 /* A small network with the default input and a real model file: fast, and everything
  * around the network (decode, tiles, output, database) is exercised for real. */
-#define SMALL_SPEC                                                                       \
-    "input 200 200 3; conv 4 3 relu; maxpool 2; conv 4 3 relu; maxpool 2; "              \
+#define SMALL_SPEC                                                          \
+    "input 200 200 3; conv 4 3 relu; maxpool 2; conv 4 3 relu; maxpool 2; " \
     "flatten; dense 8 relu; dense 2 softmax"
 
 static char *make_model(const char *name)

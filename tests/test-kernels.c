@@ -120,7 +120,8 @@ TEST_IMPL(kernels_simd_match_scalar_on_odd_shapes)
             k->im2col(shape, 3, 11, 13, img, ca);
             ref->im2col(shape, 3, 11, 13, img, cb);
             ASSERT(memcmp(ca, cb, 13 * 9 * ch * sizeof(float)) == 0);
-            free(bias), free(x), free(a), free(b), free(img), free(pa), free(pb), free(ca), free(cb);
+            free(bias), free(x), free(a), free(b), free(img), free(pa), free(pb), free(ca),
+                free(cb);
         }
         float logits[3 * 5], logits_ref[3 * 5];
         for (int i = 0; i < 15; i++)

@@ -153,9 +153,10 @@ TEST_IMPL(net_batch_equals_single_and_allocates_nothing)
 {
     char err[BLURD_ERR_LEN];
     blurd_net *net;
-    ASSERT_INT_EQ(blurd_net_create(&net, "input 40 40 3; conv 8 3 relu; maxpool 2; dropout 0.5; "
-                                         "conv 16 3 relu; maxpool 2; flatten; dense 10 relu; "
-                                         "dense 2 softmax",
+    ASSERT_INT_EQ(blurd_net_create(&net,
+                                   "input 40 40 3; conv 8 3 relu; maxpool 2; dropout 0.5; "
+                                   "conv 16 3 relu; maxpool 2; flatten; dense 10 relu; "
+                                   "dense 2 softmax",
                                    err),
                   0);
     blurd_net_init_he(net, 1);

@@ -39,7 +39,9 @@ TEST_IMPL(pipeline_returns_every_path_once_and_applies_back_pressure)
 
     struct blurd_pipeline_options options = {
         .model = model,
-        .image = {.input = BLURD_INPUT_TILES, .size = 200, .tile_count = 4,
+        .image = {.input = BLURD_INPUT_TILES,
+                  .size = 200,
+                  .tile_count = 4,
                   .max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS},
         .jobs = 2,
         .threads_per_job = 1,

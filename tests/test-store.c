@@ -235,14 +235,13 @@ TEST_IMPL(store_upsert_replaces)
 
     char text[256];
     ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM images"), 2);
-    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM images WHERE path = '/photos/same.jpg'"),
-                  1);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM images WHERE path = '/photos/same.jpg'"), 1);
     ASSERT_INT_EQ(query_int(db, "SELECT id FROM images WHERE path = '/photos/same.jpg'"), id);
-    ASSERT_STR_EQ(
-        query_text(db, "SELECT verdict || ' ' || p_blurred || ' ' || width || 'x' || height "
-                       "FROM images WHERE path = '/photos/same.jpg'",
-                   text, sizeof text),
-        "clear 0.125 800x600");
+    ASSERT_STR_EQ(query_text(db,
+                             "SELECT verdict || ' ' || p_blurred || ' ' || width || 'x' || height "
+                             "FROM images WHERE path = '/photos/same.jpg'",
+                             text, sizeof text),
+                  "clear 0.125 800x600");
     ASSERT_INT_EQ(query_int(db, "SELECT size IS NULL FROM images WHERE path = '/photos/same.jpg'"),
                   1);
     ASSERT_STR_EQ(query_text(db, "SELECT moved_to FROM images WHERE path = '/photos/same.jpg'",

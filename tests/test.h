@@ -13,53 +13,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define TEST_IMPL(name)                                                                 \
-    int run_test_##name(void);                                                          \
+#define TEST_IMPL(name)        \
+    int run_test_##name(void); \
     int run_test_##name(void)
 
-#define TEST_FAIL(...)                                                                  \
-    do {                                                                                \
-        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                 \
-        fprintf(stderr, __VA_ARGS__);                                                   \
-        fprintf(stderr, "\n");                                                          \
-        exit(1);                                                                        \
+#define TEST_FAIL(...)                                  \
+    do {                                                \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
+        fprintf(stderr, __VA_ARGS__);                   \
+        fprintf(stderr, "\n");                          \
+        exit(1);                                        \
     } while (0)
 
-#define ASSERT(expr)                                                                    \
-    do {                                                                                \
-        if (!(expr))                                                                    \
-            TEST_FAIL("assertion failed: %s", #expr);                                   \
+#define ASSERT(expr)                                  \
+    do {                                              \
+        if (!(expr))                                  \
+            TEST_FAIL("assertion failed: %s", #expr); \
     } while (0)
 
-#define ASSERT_INT_EQ(a, b)                                                             \
-    do {                                                                                \
-        long long assert_a_ = (long long)(a), assert_b_ = (long long)(b);               \
-        if (assert_a_ != assert_b_)                                                     \
-            TEST_FAIL("%s == %s: %lld != %lld", #a, #b, assert_a_, assert_b_);          \
+#define ASSERT_INT_EQ(a, b)                                                    \
+    do {                                                                       \
+        long long assert_a_ = (long long)(a), assert_b_ = (long long)(b);      \
+        if (assert_a_ != assert_b_)                                            \
+            TEST_FAIL("%s == %s: %lld != %lld", #a, #b, assert_a_, assert_b_); \
     } while (0)
 
-#define ASSERT_STR_EQ(a, b)                                                             \
-    do {                                                                                \
-        const char *assert_a_ = (a), *assert_b_ = (b);                                  \
-        if (assert_a_ == NULL || assert_b_ == NULL || strcmp(assert_a_, assert_b_) != 0) \
+#define ASSERT_STR_EQ(a, b)                                                                   \
+    do {                                                                                      \
+        const char *assert_a_ = (a), *assert_b_ = (b);                                        \
+        if (assert_a_ == NULL || assert_b_ == NULL || strcmp(assert_a_, assert_b_) != 0)      \
             TEST_FAIL("%s == %s: \"%s\" != \"%s\"", #a, #b, assert_a_ ? assert_a_ : "(null)", \
-                      assert_b_ ? assert_b_ : "(null)");                                \
+                      assert_b_ ? assert_b_ : "(null)");                                      \
     } while (0)
 
-#define ASSERT_CONTAINS(haystack, needle)                                               \
-    do {                                                                                \
-        const char *assert_h_ = (haystack), *assert_n_ = (needle);                      \
-        if (assert_h_ == NULL || strstr(assert_h_, assert_n_) == NULL)                  \
-            TEST_FAIL("%s does not contain \"%s\": \"%s\"", #haystack, assert_n_,       \
-                      assert_h_ ? assert_h_ : "(null)");                                \
+#define ASSERT_CONTAINS(haystack, needle)                                         \
+    do {                                                                          \
+        const char *assert_h_ = (haystack), *assert_n_ = (needle);                \
+        if (assert_h_ == NULL || strstr(assert_h_, assert_n_) == NULL)            \
+            TEST_FAIL("%s does not contain \"%s\": \"%s\"", #haystack, assert_n_, \
+                      assert_h_ ? assert_h_ : "(null)");                          \
     } while (0)
 
-#define ASSERT_NEAR(a, b, tolerance)                                                    \
-    do {                                                                                \
-        double assert_a_ = (double)(a), assert_b_ = (double)(b);                        \
-        if (!(fabs(assert_a_ - assert_b_) <= (double)(tolerance)))                      \
-            TEST_FAIL("%s ~= %s: %.9g vs %.9g (tolerance %g)", #a, #b, assert_a_,       \
-                      assert_b_, (double)(tolerance));                                  \
+#define ASSERT_NEAR(a, b, tolerance)                                                         \
+    do {                                                                                     \
+        double assert_a_ = (double)(a), assert_b_ = (double)(b);                             \
+        if (!(fabs(assert_a_ - assert_b_) <= (double)(tolerance)))                           \
+            TEST_FAIL("%s ~= %s: %.9g vs %.9g (tolerance %g)", #a, #b, assert_a_, assert_b_, \
+                      (double)(tolerance));                                                  \
     } while (0)
 
 /* A fresh directory under $TMPDIR (or /tmp), removed by the runner after the test. */

@@ -18,24 +18,24 @@ enum blurd_output_format {
 struct blurd_classify_options {
     const char *const *paths; /* borrowed */
     int path_count;
-    const char *files_from;   /* NULL, "-" or a file of paths, one per line */
+    const char *files_from; /* NULL, "-" or a file of paths, one per line */
     int recursive;
-    const char *model_path;   /* NULL: the default model (blurd_classify_default_model) */
-    int input;                /* -1: the model's; else an enum blurd_input_mode */
-    float threshold;          /* < 0: the model's */
+    const char *model_path; /* NULL: the default model (blurd_classify_default_model) */
+    int input;              /* -1: the model's; else an enum blurd_input_mode */
+    float threshold;        /* < 0: the model's */
     enum blurd_output_format format;
-    int jobs;                 /* >= 1 */
-    const char *db_path;      /* NULL: no database */
+    int jobs;            /* >= 1 */
+    const char *db_path; /* NULL: no database */
     uint64_t max_pixels;
-    int progress;             /* -1: when stderr is a terminal; 0 never; 1 always */
+    int progress; /* -1: when stderr is a terminal; 0 never; 1 always */
 };
 
 struct blurd_classify_summary {
-    size_t total;       /* files attempted */
+    size_t total; /* files attempted */
     size_t blurred, clear;
-    size_t failed;      /* decode or I/O errors on files meant to be images */
-    size_t skipped;     /* not images (by extension in folders, or by content) */
-    int interrupted;    /* stopped early by SIGINT/SIGTERM */
+    size_t failed;   /* decode or I/O errors on files meant to be images */
+    size_t skipped;  /* not images (by extension in folders, or by content) */
+    int interrupted; /* stopped early by SIGINT/SIGTERM */
     double seconds;
 };
 

@@ -14,22 +14,22 @@
 #define BLURD_ERR_LEN 512
 
 /* X(name, value, generic message) */
-#define BLURD_ERRNO_MAP(X)                                                   \
-    X(NOMEM, -1, "out of memory")                                            \
-    X(IO, -2, "input/output error")                                          \
-    X(INVAL, -3, "invalid argument")                                         \
-    X(NOENT, -4, "no such file or directory")                                \
-    X(ACCES, -5, "permission denied")                                        \
-    X(MODEL, -6, "invalid model file")                                       \
-    X(SPEC, -7, "invalid layer specification")                               \
-    X(NOTIMAGE, -8, "not an image")                                          \
-    X(DECODE, -9, "cannot decode image")                                     \
-    X(TOOBIG, -10, "image exceeds the pixel limit")                          \
-    X(TOOSMALL, -11, "image is too small to judge")                          \
-    X(DB, -12, "database error")                                             \
-    X(CONFIG, -13, "invalid configuration")                                  \
-    X(ISDIR, -14, "is a directory")                                          \
-    X(CANCELED, -15, "operation canceled")                                   \
+#define BLURD_ERRNO_MAP(X)                          \
+    X(NOMEM, -1, "out of memory")                   \
+    X(IO, -2, "input/output error")                 \
+    X(INVAL, -3, "invalid argument")                \
+    X(NOENT, -4, "no such file or directory")       \
+    X(ACCES, -5, "permission denied")               \
+    X(MODEL, -6, "invalid model file")              \
+    X(SPEC, -7, "invalid layer specification")      \
+    X(NOTIMAGE, -8, "not an image")                 \
+    X(DECODE, -9, "cannot decode image")            \
+    X(TOOBIG, -10, "image exceeds the pixel limit") \
+    X(TOOSMALL, -11, "image is too small to judge") \
+    X(DB, -12, "database error")                    \
+    X(CONFIG, -13, "invalid configuration")         \
+    X(ISDIR, -14, "is a directory")                 \
+    X(CANCELED, -15, "operation canceled")          \
     X(BUSY, -16, "queue is full")
 
 enum blurd_error_code {

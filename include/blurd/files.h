@@ -15,8 +15,8 @@
 struct blurd_file_list {
     char **paths; /* owned by the list */
     size_t count, capacity;
-    size_t skipped;     /* entries passed over: not an image by extension, or special files */
-    size_t unreadable;  /* directories or list files that could not be read (warned) */
+    size_t skipped;    /* entries passed over: not an image by extension, or special files */
+    size_t unreadable; /* directories or list files that could not be read (warned) */
 };
 
 /* Appends the files under each of `paths` (a file, or a directory read to one level, or

@@ -23,12 +23,10 @@ struct blurd_kernels {
     void (*u8_to_float)(size_t n, const uint8_t *restrict x, float *restrict y, float scale);
 
     /* In place over `rows` rows of `channels` values: y = max(0, y + bias[channel]). */
-    void (*bias_relu)(size_t rows, size_t channels, const float *restrict bias,
-                      float *restrict y);
+    void (*bias_relu)(size_t rows, size_t channels, const float *restrict bias, float *restrict y);
 
     /* In place over `rows` rows of `channels` values: y = y + bias[channel]. */
-    void (*bias_add)(size_t rows, size_t channels, const float *restrict bias,
-                     float *restrict y);
+    void (*bias_add)(size_t rows, size_t channels, const float *restrict bias, float *restrict y);
 
     /* 2x2 max-pool with stride 2, floor semantics (Keras "valid"), for one image of
      * shape `in`; y has (in.height/2) x (in.width/2) x in.channels values. */
@@ -58,8 +56,8 @@ const struct blurd_kernels *blurd_kernels_by_name(const char *name);
 
 /* C[m x n] = alpha * op(A) * op(B) + beta * C, row-major, through cblas_sgemm.
  * op(A) is m x k (A is k x m when transpose_a), op(B) is k x n (n x k when transpose_b). */
-void blurd_gemm(int transpose_a, int transpose_b, int m, int n, int k, float alpha,
-                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void blurd_gemm(int transpose_a, int transpose_b, int m, int n, int k, float alpha, const float *a,
+                int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
 /* Threads OpenBLAS may use for each GEMM issued from now on (process-wide). */
 void blurd_gemm_set_threads(int threads);

@@ -22,10 +22,10 @@ enum blurd_log_level blurd_log_get_level(void);
 void blurd_log(enum blurd_log_level level, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
-#define blurd_log_error(...) blurd_log(BLURD_LOG_ERROR, __VA_ARGS__)
+#define blurd_log_error(...)   blurd_log(BLURD_LOG_ERROR, __VA_ARGS__)
 #define blurd_log_warning(...) blurd_log(BLURD_LOG_WARNING, __VA_ARGS__)
-#define blurd_log_notice(...) blurd_log(BLURD_LOG_NOTICE, __VA_ARGS__)
-#define blurd_log_info(...) blurd_log(BLURD_LOG_INFO, __VA_ARGS__)
-#define blurd_log_debug(...) blurd_log(BLURD_LOG_DEBUG, __VA_ARGS__)
+#define blurd_log_notice(...)  blurd_log(BLURD_LOG_NOTICE, __VA_ARGS__)
+#define blurd_log_info(...)    blurd_log(BLURD_LOG_INFO, __VA_ARGS__)
+#define blurd_log_debug(...)   blurd_log(BLURD_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -91,7 +91,8 @@ void blurd_model_meta_at(const blurd_model *model, int index, const char **key, 
 
 /* SHA-256 of the model file's bytes as 64 lowercase hex digits ("" for a model never
  * loaded or saved; computed on the first call, thread-safely, from the file as it was
- * opened by the load, so only callers who need it pay for it) and its name (blurd.name, else the file's base name without a
+ * opened by the load, so only callers who need it pay for it) and its name (blurd.name, else the
+ * file's base name without a
  * ".safetensors" suffix, "" for a model never loaded or saved).  Both owned by the model,
  * valid until it is next saved or its metadata changes. */
 const char *blurd_model_hash(const blurd_model *model);

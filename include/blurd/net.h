@@ -22,12 +22,12 @@
 #include <stdint.h>
 
 /* The original project's network (DESIGN.md): 6,789,168 parameters. */
-#define BLURD_DEFAULT_SPEC                                                              \
-    "input 200 200 3; "                                                                 \
-    "conv 32 3 relu; maxpool 2; dropout 0.25; "                                         \
-    "conv 64 3 relu; maxpool 2; dropout 0.25; "                                         \
-    "conv 128 3 relu; maxpool 2; dropout 0.25; "                                        \
-    "conv 256 3 relu; maxpool 2; dropout 0.25; "                                        \
+#define BLURD_DEFAULT_SPEC                       \
+    "input 200 200 3; "                          \
+    "conv 32 3 relu; maxpool 2; dropout 0.25; "  \
+    "conv 64 3 relu; maxpool 2; dropout 0.25; "  \
+    "conv 128 3 relu; maxpool 2; dropout 0.25; " \
+    "conv 256 3 relu; maxpool 2; dropout 0.25; " \
     "flatten; dense 250 relu; dropout 0.5; dense 2 softmax"
 
 #define BLURD_NET_MAX_LAYERS 64
@@ -57,15 +57,15 @@ struct blurd_shape {
 
 struct blurd_layer_info {
     enum blurd_layer_kind kind;
-    const char *kind_name;       /* "conv", "dense", ... (static) */
+    const char *kind_name; /* "conv", "dense", ... (static) */
     enum blurd_activation activation;
     const char *activation_name; /* "relu", ... (static) */
     int units;                   /* conv filters or dense units; 0 otherwise */
     int kernel_size;             /* conv K, maxpool 2; 0 otherwise */
     float rate;                  /* dropout rate; 0 otherwise */
     struct blurd_shape output;
-    size_t parameters;           /* weights + biases */
-    double flops;                /* multiply-adds x 2, per input */
+    size_t parameters; /* weights + biases */
+    double flops;      /* multiply-adds x 2, per input */
 };
 
 /* A named parameter tensor; `data` points into the net's parameter block (owned by the
@@ -115,10 +115,10 @@ int blurd_net_workspace_max_batch(const blurd_net_workspace *ws);
 /* Where the caller writes `batch` NHWC inputs (owned by the workspace). */
 float *blurd_net_workspace_input(blurd_net_workspace *ws);
 
-/* Runs the forward pass over the first `batch` inputs (the caller's thread takes part) and returns batch x outputs values
- * (owned by the workspace, valid until the next call).  If `layer_seconds` is not NULL it
- * receives each layer's wall time (blurd_net_layer_count entries).  Aborts with file:line
- * if batch exceeds the workspace's max_batch: that is a programming error. */
+/* Runs the forward pass over the first `batch` inputs (the caller's thread takes part) and returns
+ * batch x outputs values (owned by the workspace, valid until the next call).  If `layer_seconds`
+ * is not NULL it receives each layer's wall time (blurd_net_layer_count entries).  Aborts with
+ * file:line if batch exceeds the workspace's max_batch: that is a programming error. */
 const float *blurd_net_forward(const blurd_net *net, blurd_net_workspace *ws, int batch,
                                double *layer_seconds);
 

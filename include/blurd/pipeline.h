@@ -35,14 +35,14 @@ struct blurd_pipeline_options {
 };
 
 struct blurd_result {
-    uint64_t id;          /* the caller's, from submit */
-    char path[PATH_MAX];  /* as submitted */
-    int status;           /* 0, or a BLURD_E* code */
+    uint64_t id;               /* the caller's, from submit */
+    char path[PATH_MAX];       /* as submitted */
+    int status;                /* 0, or a BLURD_E* code */
     char error[BLURD_ERR_LEN]; /* when status != 0: "PATH: reason" */
     struct blurd_image_info info;
-    float p_blurred;      /* the image's score, combined over tiles */
-    double decode_ms;     /* decode and input preparation */
-    double network_ms;    /* forward pass */
+    float p_blurred;   /* the image's score, combined over tiles */
+    double decode_ms;  /* decode and input preparation */
+    double network_ms; /* forward pass */
 };
 
 int blurd_pipeline_create(blurd_pipeline **out, const struct blurd_pipeline_options *options,

@@ -56,7 +56,7 @@ struct blurd_store_row {
     int64_t mtime_ns;
     int width, height; /* 0 or below stores NULL (not decoded) */
     const char *format;
-    double p_blurred; /* ignored (NULL stored) when verdict is NULL */
+    double p_blurred;    /* ignored (NULL stored) when verdict is NULL */
     const char *verdict; /* "blurred", "clear", or NULL when `error` says why not */
     const char *model_hash;
     const char *model_name;
