@@ -13,6 +13,8 @@ BINDIR ?= $(PREFIX)/bin
 SHAREDIR ?= $(PREFIX)/share/blurd
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR ?= $(PREFIX)/share/doc/blurd
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -92,14 +94,29 @@ check: $(BLURD) $(RUNNER)
 bench: $(BLURD) $(BENCH)
 	BLURD=$(abspath $(BLURD)) BLURD_SOURCE=$(CURDIR) $(BENCH)
 
+# The unit's paths follow PREFIX and SYSCONFDIR; an existing configuration is never
+# overwritten (the example is installed beside it as blurd.conf.example).
 install: $(BLURD)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/models
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/models $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/blurd
 	install -m 755 $(BLURD) $(DESTDIR)$(BINDIR)/blurd
 	if [ -f models/default.safetensors ]; then \
 		install -m 644 models/default.safetensors $(DESTDIR)$(SHAREDIR)/models/; fi
+	sed -e 's|/usr/local/bin/blurd|$(BINDIR)/blurd|g' \
+		-e 's|/etc/blurd/|$(SYSCONFDIR)/blurd/|g' \
+		-e 's|/usr/local/share/doc/blurd|$(DOCDIR)|g' \
+		systemd/blurd.service > $(DESTDIR)$(UNITDIR)/blurd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/blurd.service
+	install -m 644 systemd/blurd.sysusers $(DESTDIR)$(SYSUSERSDIR)/blurd.conf
+	install -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 644 etc/blurd.conf $(DESTDIR)$(SYSCONFDIR)/blurd/blurd.conf.example
+	if [ ! -e $(DESTDIR)$(SYSCONFDIR)/blurd/blurd.conf ]; then \
+		install -m 644 etc/blurd.conf $(DESTDIR)$(SYSCONFDIR)/blurd/blurd.conf; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/blurd $(DESTDIR)$(SHAREDIR)/models/default.safetensors
+	rm -f $(DESTDIR)$(BINDIR)/blurd $(DESTDIR)$(SHAREDIR)/models/default.safetensors \
+		$(DESTDIR)$(UNITDIR)/blurd.service $(DESTDIR)$(SYSUSERSDIR)/blurd.conf \
+		$(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(SYSCONFDIR)/blurd/blurd.conf.example
 
 FORMAT_FILES := $(wildcard src/*.c include/blurd/*.h tests/*.c tests/*.h bench/*.c)
 format:

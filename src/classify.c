@@ -25,10 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef BLURD_DATADIR
-#define BLURD_DATADIR "/usr/local/share/blurd"
-#endif
-
 /* Rows per database transaction: large enough that commits cost little, small enough
  * that an interrupted run keeps nearly everything. */
 #define ROWS_PER_TRANSACTION 256
@@ -74,28 +70,6 @@ static double now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-int blurd_classify_default_model(char *path, char *err)
-{
-    const char *from_env = getenv("BLURD_MODEL");
-    const char *candidates[] = {from_env, "models/default.safetensors",
-                                BLURD_DATADIR "/models/default.safetensors"};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        if (candidates[i] == NULL || candidates[i][0] == '\0')
-            continue;
-        if (access(candidates[i], F_OK) == 0) {
-            snprintf(path, PATH_MAX, "%s", candidates[i]);
-            return 0;
-        }
-        if (i == 0) /* a model named in the environment must exist */
-            return blurd_error_set(err, BLURD_ENOENT, "%s (from BLURD_MODEL): no such file",
-                                   candidates[i]);
-    }
-    return blurd_error_set(err, BLURD_ENOENT,
-                           "no model: neither models/default.safetensors nor "
-                           "%s/models/default.safetensors exists; name one with --model FILE",
-                           BLURD_DATADIR);
 }
 
 /* ---- output ----------------------------------------------------------------------- */
@@ -301,7 +275,7 @@ static int open_model(const struct blurd_classify_options *options, blurd_model 
     char default_path[PATH_MAX];
     const char *path = options->model_path;
     if (path == NULL) {
-        int rc = blurd_classify_default_model(default_path, err);
+        int rc = blurd_model_find_default(default_path, err);
         if (rc != 0)
             return rc;
         path = default_path;

@@ -3,6 +3,7 @@
  * Exit codes, for every command: 0 success, 1 some files failed, 2 usage, configuration
  * or model error, 130 interrupted. */
 #include "blurd/classify.h"
+#include "blurd/daemon.h"
 #include "blurd/error.h"
 #include "blurd/image.h"
 #include "blurd/inspect.h"
@@ -34,6 +35,7 @@ static const char main_usage[] =
     "\n"
     "Commands:\n"
     "  classify PATH...     judge image files and folders, print one line per image\n"
+    "  daemon -c FILE       watch folders, judge and record (and sort) every new photo\n"
     "  model info FILE      show a model's layers, parameter count and metadata\n"
     "\n"
     "Options:\n"
@@ -70,6 +72,34 @@ static const char classify_usage[] =
     "\n"
     "Exit status: 0 all files judged, 1 some files failed, 2 usage, model or\n"
     "database error, 130 interrupted.\n";
+
+static const char daemon_usage[] =
+    "Usage: blurd daemon [-c FILE] [OPTIONS]\n"
+    "       blurd daemon --check [-c FILE] [OPTIONS]\n"
+    "\n"
+    "Watches folders for new photos, judges each one when it has been written and has\n"
+    "settled, records the result in the database and, with --move (or move = yes),\n"
+    "moves it into Blurred/ or Undistorted/ beside it.  Runs in the foreground, as\n"
+    "systemd expects (Type=notify); SIGTERM finishes the photos in flight and stops,\n"
+    "SIGHUP reloads the configuration and the model.  At start it catches up on photos\n"
+    "that arrived while it was stopped.\n"
+    "\n"
+    "Options (each overrides the file's setting):\n"
+    "  -c, --config FILE       configuration file (see etc/blurd.conf)\n"
+    "      --check             validate configuration, model and database, then exit\n"
+    "  -w, --watch DIR         folder to watch (repeat for several)\n"
+    "      --db FILE           results database\n"
+    "  -m, --model FILE        model file\n"
+    "      --move, --no-move   move judged photos into their verdict's folder, or not\n"
+    "      --settle SECONDS    quiet time before a written file is judged\n"
+    "      --workers N         photos judged at once\n"
+    "  -i, --input MODE        tiles | resize | model\n"
+    "  -t, --threshold T       p(blurred) at or above which a photo is blurred\n"
+    "  -v, --verbose           log every photo judged (log_level = info)\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "Exit status: 0 stopped cleanly (or --check passed), 2 configuration, model or\n"
+    "database error.\n";
 
 static const char model_usage[] =
     "Usage: blurd model info FILE\n"
@@ -238,6 +268,98 @@ static int command_classify(int argc, char **argv)
     return summary.failed > 0 ? EXIT_FILES_FAILED : EXIT_OK;
 }
 
+static int command_daemon(int argc, char **argv)
+{
+    enum { OPT_CHECK = 256, OPT_DB, OPT_MOVE, OPT_NO_MOVE, OPT_SETTLE, OPT_WORKERS };
+    static const struct option long_options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"watch", required_argument, NULL, 'w'},
+        {"db", required_argument, NULL, OPT_DB},
+        {"model", required_argument, NULL, 'm'},
+        {"move", no_argument, NULL, OPT_MOVE},
+        {"no-move", no_argument, NULL, OPT_NO_MOVE},
+        {"settle", required_argument, NULL, OPT_SETTLE},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"input", required_argument, NULL, 'i'},
+        {"threshold", required_argument, NULL, 't'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    /* Every option is a configuration override, validated by the config module. */
+    struct blurd_daemon_override *overrides = calloc((size_t)argc + 1, sizeof *overrides);
+    if (overrides == NULL)
+        return EXIT_USAGE;
+    struct blurd_daemon_options options = {.overrides = overrides};
+    int check = 0, c;
+    while ((c = getopt_long(argc, argv, "c:w:m:i:t:vh", long_options, NULL)) != -1) {
+        struct blurd_daemon_override *o = &overrides[options.override_count];
+        switch (c) {
+        case 'c':
+            options.config_path = optarg;
+            continue;
+        case OPT_CHECK:
+            check = 1;
+            continue;
+        case 'h':
+            fputs(daemon_usage, stdout);
+            free(overrides);
+            return EXIT_OK;
+        case 'w':
+            *o = (struct blurd_daemon_override){"watch", "folder", optarg};
+            break;
+        case OPT_DB:
+            *o = (struct blurd_daemon_override){"daemon", "database", optarg};
+            break;
+        case 'm':
+            *o = (struct blurd_daemon_override){"model", "path", optarg};
+            break;
+        case OPT_MOVE:
+            *o = (struct blurd_daemon_override){"sort", "move", "yes"};
+            break;
+        case OPT_NO_MOVE:
+            *o = (struct blurd_daemon_override){"sort", "move", "no"};
+            break;
+        case OPT_SETTLE:
+            *o = (struct blurd_daemon_override){"watch", "settle", optarg};
+            break;
+        case OPT_WORKERS:
+            *o = (struct blurd_daemon_override){"daemon", "workers", optarg};
+            break;
+        case 'i':
+            *o = (struct blurd_daemon_override){"model", "input", optarg};
+            break;
+        case 't':
+            *o = (struct blurd_daemon_override){"model", "threshold", optarg};
+            break;
+        case 'v':
+            *o = (struct blurd_daemon_override){"daemon", "log_level", "info"};
+            break;
+        default:
+            fprintf(stderr, "Try 'blurd daemon --help'.\n");
+            free(overrides);
+            return EXIT_USAGE;
+        }
+        options.override_count++;
+    }
+    if (optind < argc) {
+        free(overrides);
+        return usage_error("blurd daemon", "unexpected argument '%s'", argv[optind]);
+    }
+    char err[BLURD_ERR_LEN];
+    int rc = check ? blurd_daemon_check(&options, err) : blurd_daemon_run(&options, err);
+    free(overrides);
+    if (rc != 0) {
+        blurd_log_error("%s", err);
+        return EXIT_USAGE;
+    }
+    if (check)
+        printf("%s: configuration, model and database are usable\n",
+               options.config_path != NULL ? options.config_path : "blurd daemon");
+    return EXIT_OK;
+}
+
 static int command_model(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -292,6 +414,8 @@ int main(int argc, char **argv)
         return command_classify(argc - 1, argv + 1);
     if (strcmp(command, "model") == 0)
         return command_model(argc - 1, argv + 1);
+    if (strcmp(command, "daemon") == 0)
+        return command_daemon(argc - 1, argv + 1);
     fprintf(stderr, "blurd: unknown command '%s'\nTry 'blurd --help'.\n", command);
     return EXIT_USAGE;
 }

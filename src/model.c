@@ -27,6 +27,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifndef BLURD_DATADIR
+#define BLURD_DATADIR "/usr/local/share/blurd"
+#endif
+
 /* The safetensors reference implementation refuses larger headers; so do we, so a hostile
  * length cannot make us parse hundreds of megabytes of JSON. */
 #define MAX_HEADER_BYTES (100u * 1000u * 1000u)
@@ -1241,4 +1245,26 @@ const char *blurd_model_name(const blurd_model *model)
 {
     const char *name = meta_value(model, "blurd.name");
     return name != NULL ? name : model->file_name;
+}
+
+int blurd_model_find_default(char *path, char *err)
+{
+    const char *from_env = getenv("BLURD_MODEL");
+    const char *candidates[] = {from_env, "models/default.safetensors",
+                                BLURD_DATADIR "/models/default.safetensors"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        if (candidates[i] == NULL || candidates[i][0] == '\0')
+            continue;
+        if (access(candidates[i], F_OK) == 0) {
+            snprintf(path, PATH_MAX, "%s", candidates[i]);
+            return 0;
+        }
+        if (i == 0) /* a model named in the environment must exist */
+            return blurd_error_set(err, BLURD_ENOENT, "%s (from BLURD_MODEL): no such file",
+                                   candidates[i]);
+    }
+    return blurd_error_set(err, BLURD_ENOENT,
+                           "no model: neither models/default.safetensors nor "
+                           "%s/models/default.safetensors exists; name one with --model FILE",
+                           BLURD_DATADIR);
 }

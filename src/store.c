@@ -1,6 +1,6 @@
 /* store.c - the results database: opening an SQLite file in WAL mode, migrating its schema
- * by PRAGMA user_version, and writing one row per judged image through a statement
- * prepared once.
+ * by PRAGMA user_version, writing one row per judged image through a statement prepared
+ * once, and recording the sort module's move intents, each committed on its own.
  *
  * Workload: one writer (the daemon's loop thread, or `blurd classify`) putting a few to a
  * few hundred rows per second in batched transactions, while people read the same file with
@@ -52,6 +52,16 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX images_path ON images (path);"
     "CREATE INDEX images_verdict ON images (verdict, classified_at);"
     "CREATE INDEX images_classified_at ON images (classified_at);",
+    /* 2: the sort module's move intents.  Rows live only while a move is in progress, so
+     * the table stays a handful of rows and needs no index beyond its key. */
+    "CREATE TABLE moves ("
+    " id INTEGER PRIMARY KEY,"
+    " source TEXT NOT NULL,"
+    " destination TEXT NOT NULL,"
+    " target TEXT,"
+    " temporary TEXT,"
+    " started_at TEXT"
+    ");",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(MIGRATION_COUNT == BLURD_STORE_SCHEMA_VERSION,
@@ -71,11 +81,34 @@ static const char put_sql[] =
     " classified_at = excluded.classified_at, milliseconds = excluded.milliseconds,"
     " moved_to = excluded.moved_to, error = excluded.error";
 
+/* The move intents' statements; see store.h for what each call promises. */
+static const char move_begin_sql[] = "INSERT INTO moves (source, destination, started_at)"
+                                     " VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+static const char move_note_sql[] = "UPDATE moves SET target = ?2, temporary = ?3 WHERE id = ?1";
+static const char move_moved_to_sql[] =
+    "UPDATE images SET moved_to = ?2 WHERE path = (SELECT source FROM moves WHERE id = ?1)";
+static const char move_stale_sql[] = "UPDATE images SET size = NULL, mtime = NULL"
+                                     " WHERE path = (SELECT source FROM moves WHERE id = ?1)";
+static const char move_delete_sql[] = "DELETE FROM moves WHERE id = ?1";
+/* One row at a time after the last id seen, so that no statement runs during a callback. */
+static const char move_next_sql[] =
+    "SELECT id, source, destination, target, temporary FROM moves WHERE id > ?1"
+    " ORDER BY id LIMIT 1";
+static const char lookup_sql[] = "SELECT size, mtime FROM images WHERE path = ?1";
+
 struct blurd_store {
     sqlite3 *db;
     sqlite3_stmt *put;
     sqlite3_stmt *begin;
     sqlite3_stmt *commit;
+    sqlite3_stmt *rollback;
+    sqlite3_stmt *move_begin;
+    sqlite3_stmt *move_note;
+    sqlite3_stmt *move_moved_to;
+    sqlite3_stmt *move_stale;
+    sqlite3_stmt *move_delete;
+    sqlite3_stmt *move_next;
+    sqlite3_stmt *lookup;
     char *path; /* owned; for messages */
 };
 
@@ -252,6 +285,22 @@ static int set_up(blurd_store *store, char *err)
         code = prepare(store, "BEGIN IMMEDIATE", &store->begin, err);
     if (code == 0)
         code = prepare(store, "COMMIT", &store->commit, err);
+    if (code == 0)
+        code = prepare(store, "ROLLBACK", &store->rollback, err);
+    if (code == 0)
+        code = prepare(store, move_begin_sql, &store->move_begin, err);
+    if (code == 0)
+        code = prepare(store, move_note_sql, &store->move_note, err);
+    if (code == 0)
+        code = prepare(store, move_moved_to_sql, &store->move_moved_to, err);
+    if (code == 0)
+        code = prepare(store, move_stale_sql, &store->move_stale, err);
+    if (code == 0)
+        code = prepare(store, move_delete_sql, &store->move_delete, err);
+    if (code == 0)
+        code = prepare(store, move_next_sql, &store->move_next, err);
+    if (code == 0)
+        code = prepare(store, lookup_sql, &store->lookup, err);
     return code;
 }
 
@@ -294,6 +343,14 @@ void blurd_store_close(blurd_store *store)
     sqlite3_finalize(store->put);
     sqlite3_finalize(store->begin);
     sqlite3_finalize(store->commit);
+    sqlite3_finalize(store->rollback);
+    sqlite3_finalize(store->move_begin);
+    sqlite3_finalize(store->move_note);
+    sqlite3_finalize(store->move_moved_to);
+    sqlite3_finalize(store->move_stale);
+    sqlite3_finalize(store->move_delete);
+    sqlite3_finalize(store->move_next);
+    sqlite3_finalize(store->lookup);
     /* With every statement finalised this cannot be SQLITE_BUSY; the last connection to
      * close also checkpoints the log into the database and removes the -wal file. */
     sqlite3_close(store->db);
@@ -382,4 +439,220 @@ int blurd_store_put(blurd_store *store, const struct blurd_store_row *row, char 
     }
     sqlite3_clear_bindings(put);
     return code;
+}
+
+int blurd_store_lookup(blurd_store *store, const char *path, int64_t *size, int64_t *mtime_ns,
+                       int *found, char *err)
+{
+    if (store == NULL || path == NULL || size == NULL || mtime_ns == NULL || found == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "%s: blurd_store_lookup: missing argument",
+                               store != NULL ? store->path : "blurd_store_lookup");
+    sqlite3_stmt *lookup = store->lookup;
+    int rc = bind_text(lookup, 1, path);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(lookup);
+    int code = 0;
+    if (rc == SQLITE_ROW) {
+        *found = 1;
+        *size =
+            sqlite3_column_type(lookup, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(lookup, 0);
+        *mtime_ns =
+            sqlite3_column_type(lookup, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(lookup, 1);
+    } else if (rc == SQLITE_DONE) {
+        *found = 0;
+    } else {
+        code = sqlite_failure(store->db, rc, store->path, "cannot look up a result", err);
+    }
+    sqlite3_reset(lookup);
+    sqlite3_clear_bindings(lookup);
+    return code;
+}
+
+/* Commits the caller's batch, if one is open, so that a move's record can be committed on
+ * its own at once (SQLite has no nested transactions). */
+static int commit_open_batch(blurd_store *store, char *err)
+{
+    if (sqlite3_get_autocommit(store->db))
+        return 0;
+    return blurd_store_commit(store, err);
+}
+
+/* Steps a statement that changes the intent `id` and fails with BLURD_EINVAL when it
+ * changed nothing: a caller passing an id that is not recorded has lost track of a move. */
+static int step_intent(blurd_store *store, sqlite3_stmt *statement, int64_t id, const char *what,
+                       char *err)
+{
+    int code = step_once(store, statement, what, err);
+    if (code == 0 && sqlite3_changes(store->db) == 0)
+        code = blurd_error_set(err, BLURD_EINVAL, "%s: %s: no move %lld is recorded", store->path,
+                               what, (long long)id);
+    return code;
+}
+
+int blurd_store_move_begin(blurd_store *store, const char *source, const char *destination,
+                           int64_t *id, char *err)
+{
+    if (store == NULL || source == NULL || destination == NULL || id == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "%s: blurd_store_move_begin: missing argument",
+                               store != NULL ? store->path : "blurd_store_move_begin");
+    int code = commit_open_batch(store, err);
+    if (code != 0)
+        return code;
+    sqlite3_stmt *insert = store->move_begin;
+    int rc = bind_text(insert, 1, source);
+    if (rc == SQLITE_OK)
+        rc = bind_text(insert, 2, destination);
+    if (rc != SQLITE_OK) {
+        code = sqlite_failure(store->db, rc, store->path, "cannot bind a move", err);
+    } else {
+        /* Outside a transaction the insert commits on its own. */
+        code = step_once(store, insert, "cannot record a move", err);
+        if (code == 0)
+            *id = sqlite3_last_insert_rowid(store->db);
+    }
+    sqlite3_clear_bindings(insert);
+    return code;
+}
+
+int blurd_store_move_note(blurd_store *store, int64_t id, const char *target, const char *temporary,
+                          char *err)
+{
+    if (store == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "blurd_store_move_note: store is NULL");
+    int code = commit_open_batch(store, err);
+    if (code != 0)
+        return code;
+    sqlite3_stmt *note = store->move_note;
+    int rc = sqlite3_bind_int64(note, 1, id);
+    if (rc == SQLITE_OK)
+        rc = bind_text(note, 2, target);
+    if (rc == SQLITE_OK)
+        rc = bind_text(note, 3, temporary);
+    if (rc != SQLITE_OK)
+        code = sqlite_failure(store->db, rc, store->path, "cannot bind a move", err);
+    else
+        code = step_intent(store, note, id, "cannot record a move's target", err);
+    sqlite3_clear_bindings(note);
+    return code;
+}
+
+/* Runs `update` (an UPDATE of the move's images row, bound by the caller beyond ?1) and the
+ * intent's deletion in one transaction of their own; clears update's bindings. */
+static int settle_move(blurd_store *store, int64_t id, sqlite3_stmt *update, const char *what,
+                       char *err)
+{
+    int code = commit_open_batch(store, err);
+    if (code == 0)
+        code = blurd_store_begin(store, err);
+    if (code != 0) {
+        sqlite3_clear_bindings(update);
+        return code;
+    }
+    /* The images row first: the delete removes the source path it is found by. */
+    int rc = sqlite3_bind_int64(update, 1, id);
+    if (rc != SQLITE_OK)
+        code = sqlite_failure(store->db, rc, store->path, "cannot bind a move", err);
+    else
+        code = step_once(store, update, what, err);
+    sqlite3_clear_bindings(update);
+    if (code == 0) {
+        sqlite3_bind_int64(store->move_delete, 1, id);
+        code = step_intent(store, store->move_delete, id, "cannot clear a settled move", err);
+    }
+    if (code == 0)
+        code = blurd_store_commit(store, err);
+    /* Undo a half-done change; SQLite may already have rolled back after an I/O error. */
+    if (code != 0 && !sqlite3_get_autocommit(store->db)) {
+        sqlite3_step(store->rollback);
+        sqlite3_reset(store->rollback);
+    }
+    return code;
+}
+
+int blurd_store_move_done(blurd_store *store, int64_t id, const char *moved_to, char *err)
+{
+    if (store == NULL || moved_to == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "%s: blurd_store_move_done: missing argument",
+                               store != NULL ? store->path : "blurd_store_move_done");
+    /* Bound before the batch is committed: bindings are not part of any transaction. */
+    int rc = bind_text(store->move_moved_to, 2, moved_to);
+    if (rc != SQLITE_OK) {
+        sqlite3_clear_bindings(store->move_moved_to);
+        return sqlite_failure(store->db, rc, store->path, "cannot bind a move", err);
+    }
+    return settle_move(store, id, store->move_moved_to, "cannot record where a file was moved",
+                       err);
+}
+
+int blurd_store_move_rolled_back(blurd_store *store, int64_t id, char *err)
+{
+    if (store == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "blurd_store_move_rolled_back: store is NULL");
+    return settle_move(store, id, store->move_stale, "cannot mark a file to be judged again", err);
+}
+
+int blurd_store_move_forget(blurd_store *store, int64_t id, char *err)
+{
+    if (store == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "blurd_store_move_forget: store is NULL");
+    int code = commit_open_batch(store, err);
+    if (code != 0)
+        return code;
+    sqlite3_bind_int64(store->move_delete, 1, id);
+    return step_intent(store, store->move_delete, id, "cannot clear a move", err);
+}
+
+int blurd_store_moves_pending(blurd_store *store, blurd_store_move_callback callback, void *arg,
+                              char *err)
+{
+    if (store == NULL || callback == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "%s: blurd_store_moves_pending: missing argument",
+                               store != NULL ? store->path : "blurd_store_moves_pending");
+    sqlite3_stmt *next = store->move_next;
+    int64_t last = 0; /* rowids start at 1 */
+    for (;;) {
+        sqlite3_bind_int64(next, 1, last);
+        int rc = sqlite3_step(next);
+        if (rc == SQLITE_DONE) {
+            sqlite3_reset(next);
+            return 0;
+        }
+        if (rc != SQLITE_ROW) {
+            int code = sqlite_failure(store->db, rc, store->path, "cannot read the moves", err);
+            sqlite3_reset(next);
+            return code;
+        }
+        /* Copy the row out, so that the statement can be reset before the callback runs:
+         * recovery changes the table it is walking.  Start-up only, so malloc is fine. */
+        last = sqlite3_column_int64(next, 0);
+        const char *text[4];
+        size_t length[4], total = 0;
+        for (int i = 0; i < 4; i++) {
+            text[i] = (const char *)sqlite3_column_text(next, i + 1);
+            length[i] = (size_t)sqlite3_column_bytes(next, i + 1);
+            total += length[i] + 1;
+        }
+        char *copy = malloc(total);
+        if (copy == NULL) {
+            sqlite3_reset(next);
+            return blurd_error_set(err, BLURD_ENOMEM, "%s: out of memory", store->path);
+        }
+        char *strings[4], *cursor = copy;
+        for (int i = 0; i < 4; i++) {
+            strings[i] = NULL;
+            if (text[i] != NULL) {
+                memcpy(cursor, text[i], length[i] + 1);
+                strings[i] = cursor;
+            }
+            cursor += length[i] + 1;
+        }
+        sqlite3_reset(next);
+        /* NOT NULL columns: a NULL here means SQLite ran out of memory converting them. */
+        int result = strings[0] != NULL && strings[1] != NULL
+                         ? callback(arg, last, strings[0], strings[1], strings[2], strings[3])
+                         : blurd_error_set(err, BLURD_ENOMEM, "%s: out of memory", store->path);
+        free(copy);
+        if (result != 0)
+            return result;
+    }
 }

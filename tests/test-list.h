@@ -75,6 +75,52 @@
     X(store_foreign_database_refused)                             \
     X(store_open_errors_name_the_path)                            \
     X(store_reader_during_write)                                  \
+    X(store_migrates_version_1)                                   \
+    X(store_lookup)                                               \
+    X(store_move_intents)                                         \
+    /* watch */                                                   \
+    X(watch_file_reported_once_after_settle)                      \
+    X(watch_slow_writer_reported_once_after_close)                \
+    X(watch_temp_file_renamed_reported_once)                      \
+    X(watch_moved_in_from_outside)                                \
+    X(watch_new_nested_folders_with_files)                        \
+    X(watch_excluded_folders_ignored)                             \
+    X(watch_burst_of_300_files_each_reported_once)                \
+    X(watch_scan_reports_existing_files_and_calls_done)           \
+    X(watch_deleted_subfolder_breaks_nothing)                     \
+    X(watch_renamed_subfolder_followed)                           \
+    X(watch_root_lost_and_found_again)                            \
+    X(watch_queue_overflow_rescans)                               \
+    X(watch_start_errors_name_the_path)                           \
+    /* sort */                                                    \
+    X(sort_move_simple)                                           \
+    X(sort_move_collision_numbering)                              \
+    X(sort_move_vanished_source)                                  \
+    X(sort_move_creates_destination)                              \
+    X(sort_move_symlink_and_directory)                            \
+    X(sort_move_across_file_systems)                              \
+    X(sort_move_recorded_sets_moved_to)                           \
+    X(sort_move_without_rename_noreplace)                         \
+    X(sort_recover_before_rename_rolls_back)                      \
+    X(sort_recover_after_rename_marks_done)                       \
+    X(sort_recover_copy_complete_finishes)                        \
+    X(sort_recover_half_copy_removed)                             \
+    X(sort_recover_vanished_forgotten)                            \
+    /* config */                                                  \
+    X(config_defaults)                                            \
+    X(config_full_file_every_key)                                 \
+    X(config_shipped_example_parses)                              \
+    X(config_error_unknown_key)                                   \
+    X(config_error_unknown_section)                               \
+    X(config_error_bad_boolean)                                   \
+    X(config_error_bad_number)                                    \
+    X(config_error_threshold_out_of_range)                        \
+    X(config_error_syntax)                                        \
+    X(config_error_first_error_wins)                              \
+    X(config_error_missing_file)                                  \
+    X(config_overrides_replace_file_values)                       \
+    X(config_finish_errors)                                       \
+    X(config_finish_resolves_folders_and_workers)                 \
     /* pipeline */                                                \
     X(pipeline_combines_the_sharpest_quarter_of_tiles)            \
     X(pipeline_returns_every_path_once_and_applies_back_pressure) \
@@ -86,4 +132,13 @@
     X(cli_classify_bad_files_are_reported_and_skipped)            \
     X(cli_classify_corrupt_model_is_refused)                      \
     X(cli_classify_files_from_stdin_and_database)                 \
-    X(cli_classify_sample_data)
+    X(cli_classify_sample_data)                                   \
+    /* daemon (end to end, the real daemon process) */            \
+    X(daemon_judges_copies_moves_and_renamed_uploads)             \
+    X(daemon_slow_writer_is_judged_once_after_close)              \
+    X(daemon_burst_of_1000_files_and_nested_folders)              \
+    X(daemon_catches_up_after_restart_and_skips_what_it_has)      \
+    X(daemon_kill_9_while_sorting_loses_and_duplicates_nothing)   \
+    X(daemon_reloads_on_sighup_and_keeps_working)                 \
+    X(daemon_refuses_bad_configuration_and_missing_model)         \
+    X(daemon_unit_file_verifies)

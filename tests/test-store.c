@@ -174,7 +174,7 @@ TEST_IMPL(store_schema_version)
     blurd_store_close(open_store(path));
 
     sqlite3 *db = open_reader(path);
-    ASSERT_INT_EQ(query_int(db, "PRAGMA user_version"), 1);
+    ASSERT_INT_EQ(query_int(db, "PRAGMA user_version"), 2);
     ASSERT_INT_EQ(query_int(db, "PRAGMA application_id"), 0x626c7264);
     ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
                                 "name IN ('images_path', 'images_verdict', "
@@ -184,6 +184,10 @@ TEST_IMPL(store_schema_version)
                                 "WHERE name = 'images_path'"),
                   1);
     ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM pragma_table_info('images')"), 16);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM pragma_table_info('moves') WHERE name IN "
+                                "('id', 'source', 'destination', 'target', 'temporary', "
+                                "'started_at')"),
+                  6);
     sqlite3_close(db);
     return 0;
 }
@@ -313,7 +317,7 @@ TEST_IMPL(store_reopen_keeps_data)
 
     sqlite3 *db = open_reader(path);
     ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM images"), 2);
-    ASSERT_INT_EQ(query_int(db, "PRAGMA user_version"), 1);
+    ASSERT_INT_EQ(query_int(db, "PRAGMA user_version"), 2);
     sqlite3_close(db);
     return 0;
 }
@@ -323,7 +327,7 @@ TEST_IMPL(store_newer_schema_refused)
     const char *path = test_path("blurd.db");
     blurd_store_close(open_store(path));
     sqlite3 *db = open_reader(path);
-    execute(db, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 2");
+    execute(db, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 3");
     sqlite3_close(db);
 
     int not_a_store = 0;
@@ -332,12 +336,12 @@ TEST_IMPL(store_newer_schema_refused)
     ASSERT_INT_EQ(blurd_store_open(&store, path, err), BLURD_EDB);
     ASSERT(store == NULL);
     ASSERT_CONTAINS(err, path);
-    ASSERT_CONTAINS(err, "schema version 2 is newer");
+    ASSERT_CONTAINS(err, "schema version 3 is newer");
 
     /* Refused means untouched: not even the journal mode was changed. */
     db = open_reader(path);
     char mode[32];
-    ASSERT_INT_EQ(query_int(db, "PRAGMA user_version"), 2);
+    ASSERT_INT_EQ(query_int(db, "PRAGMA user_version"), 3);
     ASSERT_STR_EQ(query_text(db, "PRAGMA journal_mode", mode, sizeof mode), "delete");
     sqlite3_close(db);
     return 0;
@@ -453,6 +457,210 @@ TEST_IMPL(store_reader_during_write)
     ASSERT_INT_EQ(blurd_store_commit(store, err), BLURD_EDB);
     ASSERT_CONTAINS(err, path);
     ASSERT_CONTAINS(err, "no transaction is active");
+    blurd_store_close(store);
+    return 0;
+}
+
+TEST_IMPL(store_migrates_version_1)
+{
+    /* A database as blurd 0.1 left it: schema version 1, exactly as its migration made it
+     * (copied here, not taken from store.c, because the field's files do not change). */
+    const char *path = test_path("old.db");
+    sqlite3 *db = NULL;
+    ASSERT(sqlite3_open(path, &db) == SQLITE_OK);
+    execute(db, "PRAGMA journal_mode = WAL;"
+                "PRAGMA application_id = 1651274340;" /* 0x626c7264, "blrd" */
+                "BEGIN;"
+                "CREATE TABLE images (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER,"
+                " mtime INTEGER, width INTEGER, height INTEGER, format TEXT, p_blurred REAL,"
+                " verdict TEXT, model_hash TEXT, model_name TEXT, input_mode TEXT,"
+                " classified_at TEXT, milliseconds REAL, moved_to TEXT, error TEXT);"
+                "CREATE UNIQUE INDEX images_path ON images (path);"
+                "CREATE INDEX images_verdict ON images (verdict, classified_at);"
+                "CREATE INDEX images_classified_at ON images (classified_at);"
+                "INSERT INTO images (path, size, mtime, verdict, p_blurred)"
+                " VALUES ('/photos/old.jpg', 10, 20, 'clear', 0.25);"
+                "PRAGMA user_version = 1;"
+                "COMMIT;");
+    ASSERT_INT_EQ(query_int(db, "PRAGMA user_version"), 1);
+    sqlite3_close(db);
+
+    blurd_store *store = open_store(path);
+    char err[BLURD_ERR_LEN] = "";
+    int64_t id = 0;
+    ASSERT_INT_EQ(blurd_store_move_begin(store, "/photos/old.jpg", "/photos/Undistorted", &id, err),
+                  0);
+    blurd_store_close(store);
+
+    db = open_reader(path);
+    ASSERT_INT_EQ(query_int(db, "PRAGMA user_version"), 2);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                                "name = 'moves'"),
+                  1);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM pragma_table_info('moves')"), 6);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM moves WHERE source = '/photos/old.jpg'"), 1);
+    /* The old rows are kept as they were. */
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM images WHERE path = '/photos/old.jpg' AND "
+                                "size = 10 AND mtime = 20 AND verdict = 'clear'"),
+                  1);
+    sqlite3_close(db);
+
+    /* Opening a current database again migrates nothing. */
+    blurd_store_close(open_store(path));
+    db = open_reader(path);
+    ASSERT_INT_EQ(query_int(db, "PRAGMA user_version"), 2);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM moves"), 1);
+    sqlite3_close(db);
+    return 0;
+}
+
+TEST_IMPL(store_lookup)
+{
+    const char *path = test_path("blurd.db");
+    blurd_store *store = open_store(path);
+    struct blurd_store_row row = sample_row("/photos/known.jpg");
+    put_row(store, &row);
+    row.path = "/photos/unknown-size.jpg";
+    row.size = -1;
+    char err[BLURD_ERR_LEN] = "";
+    ASSERT_INT_EQ(blurd_store_begin(store, err), 0);
+    put_row(store, &row); /* still uncommitted: the lookup must see it anyway */
+
+    int64_t size = 7, mtime = 7;
+    int found = -1;
+    ASSERT_INT_EQ(blurd_store_lookup(store, "/photos/known.jpg", &size, &mtime, &found, err), 0);
+    ASSERT_INT_EQ(found, 1);
+    ASSERT_INT_EQ(size, 123456);
+    ASSERT_INT_EQ(mtime, INT64_C(1700000000123456789));
+    ASSERT_INT_EQ(blurd_store_lookup(store, "/photos/unknown-size.jpg", &size, &mtime, &found, err),
+                  0);
+    ASSERT_INT_EQ(found, 1);
+    ASSERT_INT_EQ(size, -1);
+    size = 7;
+    mtime = 7;
+    ASSERT_INT_EQ(blurd_store_lookup(store, "/photos/none.jpg", &size, &mtime, &found, err), 0);
+    ASSERT_INT_EQ(found, 0);
+    ASSERT_INT_EQ(size, 7);
+    ASSERT_INT_EQ(mtime, 7);
+    ASSERT_INT_EQ(blurd_store_commit(store, err), 0); /* the lookups left the batch open */
+    ASSERT_INT_EQ(blurd_store_lookup(store, NULL, &size, &mtime, &found, err), BLURD_EINVAL);
+    blurd_store_close(store);
+    return 0;
+}
+
+/* Records what blurd_store_moves_pending reports, one line per intent. */
+struct pending_list {
+    char text[4096];
+    int calls, stop_after;
+};
+
+static int list_pending(void *arg, int64_t id, const char *source, const char *destination,
+                        const char *target, const char *temporary)
+{
+    struct pending_list *list = arg;
+    size_t used = strlen(list->text);
+    snprintf(list->text + used, sizeof list->text - used, "%lld %s %s %s %s\n", (long long)id,
+             source, destination, target != NULL ? target : "-",
+             temporary != NULL ? temporary : "-");
+    return ++list->calls == list->stop_after ? 42 : 0;
+}
+
+TEST_IMPL(store_move_intents)
+{
+    const char *path = test_path("blurd.db");
+    blurd_store *store = open_store(path);
+    sqlite3 *db = open_reader(path);
+    char err[BLURD_ERR_LEN] = "";
+    char text[256];
+
+    /* begin commits a batch the caller has open, then its own row, before returning. */
+    struct blurd_store_row row = sample_row("/in/a.jpg");
+    ASSERT_INT_EQ(blurd_store_begin(store, err), 0);
+    put_row(store, &row);
+    int64_t a = 0, b = 0, c = 0;
+    ASSERT_INT_EQ(blurd_store_move_begin(store, "/in/a.jpg", "/in/Blurred", &a, err), 0);
+    ASSERT(a > 0);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM images"), 1);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM moves WHERE target IS NULL AND "
+                                "temporary IS NULL AND started_at IS NOT NULL"),
+                  1);
+    ASSERT_INT_EQ(blurd_store_commit(store, err), BLURD_EDB); /* nothing left open */
+    ASSERT_INT_EQ(blurd_store_move_begin(store, "/in/b.jpg", "/in/Undistorted", &b, err), 0);
+    ASSERT_INT_EQ(blurd_store_move_begin(store, "/in/c.jpg", "/in/Blurred", &c, err), 0);
+    ASSERT(a < b && b < c);
+
+    /* note replaces both paths and is visible to other readers at once. */
+    ASSERT_INT_EQ(blurd_store_move_note(store, a, "/in/Blurred/a.jpg", NULL, err), 0);
+    ASSERT_INT_EQ(blurd_store_move_note(store, b, NULL, "/in/Undistorted/.b.jpg.blurd-x", err), 0);
+    ASSERT_INT_EQ(blurd_store_move_note(store, b, "/in/Undistorted/b.jpg",
+                                        "/in/Undistorted/.b.jpg.blurd-x", err),
+                  0);
+    ASSERT_STR_EQ(query_text(db,
+                             "SELECT target || ' ' || temporary FROM moves WHERE source = "
+                             "'/in/b.jpg'",
+                             text, sizeof text),
+                  "/in/Undistorted/b.jpg /in/Undistorted/.b.jpg.blurd-x");
+
+    struct pending_list list = {.text = ""};
+    ASSERT_INT_EQ(blurd_store_moves_pending(store, list_pending, &list, err), 0);
+    char expected[1024];
+    snprintf(expected, sizeof expected,
+             "%lld /in/a.jpg /in/Blurred /in/Blurred/a.jpg -\n"
+             "%lld /in/b.jpg /in/Undistorted /in/Undistorted/b.jpg "
+             "/in/Undistorted/.b.jpg.blurd-x\n"
+             "%lld /in/c.jpg /in/Blurred - -\n",
+             (long long)a, (long long)b, (long long)c);
+    ASSERT_STR_EQ(list.text, expected);
+    /* A callback's nonzero value stops the walk and comes back. */
+    struct pending_list first = {.text = "", .stop_after = 1};
+    ASSERT_INT_EQ(blurd_store_moves_pending(store, list_pending, &first, err), 42);
+    ASSERT_INT_EQ(first.calls, 1);
+
+    /* done records where the file went on its row and clears the intent together; a move
+     * of a file without a row clears the intent only. */
+    ASSERT_INT_EQ(blurd_store_move_done(store, a, "/in/Blurred/a (1).jpg", err), 0);
+    ASSERT_STR_EQ(
+        query_text(db, "SELECT moved_to FROM images WHERE path = '/in/a.jpg'", text, sizeof text),
+        "/in/Blurred/a (1).jpg");
+    ASSERT_INT_EQ(blurd_store_move_done(store, b, "/in/Undistorted/b.jpg", err), 0);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM images"), 1);
+    ASSERT_INT_EQ(blurd_store_move_forget(store, c, err), 0);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM moves"), 0);
+    struct pending_list none = {.text = ""};
+    ASSERT_INT_EQ(blurd_store_moves_pending(store, list_pending, &none, err), 0);
+    ASSERT_INT_EQ(none.calls, 0);
+
+    /* A rollback marks the source's row stale, so that a lookup no longer matches the
+     * file, and clears the intent; the judgement itself stays until it is redone. */
+    int64_t d = 0;
+    ASSERT_INT_EQ(blurd_store_move_begin(store, "/in/a.jpg", "/in/Blurred", &d, err), 0);
+    ASSERT_INT_EQ(blurd_store_move_rolled_back(store, d, err), 0);
+    ASSERT_INT_EQ(query_int(db, "SELECT size IS NULL AND mtime IS NULL AND verdict = 'blurred' "
+                                "FROM images WHERE path = '/in/a.jpg'"),
+                  1);
+    ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM moves"), 0);
+    int64_t size = 0, mtime = 0;
+    int found = 0;
+    ASSERT_INT_EQ(blurd_store_lookup(store, "/in/a.jpg", &size, &mtime, &found, err), 0);
+    ASSERT_INT_EQ(found, 1);
+    ASSERT_INT_EQ(size, -1);
+    ASSERT_INT_EQ(mtime, -1);
+    ASSERT_INT_EQ(blurd_store_move_rolled_back(store, d, err), BLURD_EINVAL);
+
+    /* An id that is not recorded is a caller's bug, and done changes nothing for it. */
+    ASSERT_INT_EQ(blurd_store_move_note(store, a, "/x", NULL, err), BLURD_EINVAL);
+    ASSERT_CONTAINS(err, path);
+    ASSERT_INT_EQ(blurd_store_move_forget(store, c, err), BLURD_EINVAL);
+    ASSERT_INT_EQ(blurd_store_move_done(store, a, "/elsewhere", err), BLURD_EINVAL);
+    ASSERT_STR_EQ(
+        query_text(db, "SELECT moved_to FROM images WHERE path = '/in/a.jpg'", text, sizeof text),
+        "/in/Blurred/a (1).jpg");
+    /* ...and leaves no transaction open behind it. */
+    ASSERT_INT_EQ(blurd_store_begin(store, err), 0);
+    ASSERT_INT_EQ(blurd_store_commit(store, err), 0);
+    ASSERT_INT_EQ(blurd_store_move_begin(store, NULL, "/d", &a, err), BLURD_EINVAL);
+    ASSERT_INT_EQ(blurd_store_moves_pending(store, NULL, NULL, err), BLURD_EINVAL);
+    sqlite3_close(db);
     blurd_store_close(store);
     return 0;
 }

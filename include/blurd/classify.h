@@ -20,7 +20,7 @@ struct blurd_classify_options {
     int path_count;
     const char *files_from; /* NULL, "-" or a file of paths, one per line */
     int recursive;
-    const char *model_path; /* NULL: the default model (blurd_classify_default_model) */
+    const char *model_path; /* NULL: the default model (blurd_model_find_default) */
     int input;              /* -1: the model's; else an enum blurd_input_mode */
     float threshold;        /* < 0: the model's */
     enum blurd_output_format format;
@@ -44,11 +44,5 @@ struct blurd_classify_summary {
  * BLURD_ENOENT), bad database (BLURD_EDB), unreadable --files-from; `err` says which. */
 int blurd_classify_run(const struct blurd_classify_options *options,
                        struct blurd_classify_summary *summary, char *err);
-
-/* Writes into `path` (PATH_MAX bytes) the model used when none is named: $BLURD_MODEL, else
- * models/default.safetensors in the current folder, else the installed one under the
- * data directory.  Returns 0 if one exists, BLURD_ENOENT (with the places looked in, in
- * `err`) if none does. */
-int blurd_classify_default_model(char *path, char *err);
 
 #endif

@@ -69,6 +69,12 @@ int blurd_model_save(blurd_model *model, const char *path, int half, char *err);
 
 void blurd_model_free(blurd_model *model); /* NULL is a no-op */
 
+/* Writes into `path` (PATH_MAX bytes) the model used when none is named: $BLURD_MODEL, else
+ * models/default.safetensors in the current folder, else the installed one under the
+ * data directory.  Returns 0 if one exists, BLURD_ENOENT (with the places looked in, in
+ * `err`) if none does. */
+int blurd_model_find_default(char *path, char *err);
+
 /* The network (owned by the model). */
 blurd_net *blurd_model_net(const blurd_model *model);
 

@@ -26,7 +26,19 @@
  *
  *   one row per path: a newer judgement of the same path replaces the old row (keeping its id).
  *
- * The file carries PRAGMA application_id 0x626c7264 ("blrd") and PRAGMA user_version 1.
+ *   CREATE TABLE moves (              -- since version 2: moves started and not yet finished
+ *     id            INTEGER PRIMARY KEY,
+ *     source        TEXT NOT NULL,    -- the file's path before the move
+ *     destination   TEXT NOT NULL,    -- the folder it is being moved into
+ *     target        TEXT,             -- the path it is being moved to, once chosen
+ *     temporary     TEXT,             -- a copy in progress across file systems, if any
+ *     started_at    TEXT              -- UTC, ISO 8601 with milliseconds
+ *   );
+ *
+ *   a row exists only while a move is in progress or was interrupted by a crash; the sort
+ *   module finishes or rolls back the interrupted ones at the next start.
+ *
+ * The file carries PRAGMA application_id 0x626c7264 ("blrd") and PRAGMA user_version 2.
  * Later versions only ever add to this schema, through migrations applied on open.
  *
  * A store handle is not thread-safe: use it from one thread at a time (the daemon uses it
@@ -47,7 +59,7 @@
 typedef struct blurd_store blurd_store;
 
 /* The schema version this blurd creates and understands. */
-#define BLURD_STORE_SCHEMA_VERSION 1
+#define BLURD_STORE_SCHEMA_VERSION 2
 
 /* One result; strings are borrowed for the duration of the call; NULL stores NULL. */
 struct blurd_store_row {
@@ -93,5 +105,61 @@ int blurd_store_commit(blurd_store *store, char *err);
  * "blurred" or "clear".  If a put fails with an I/O error or a full disk SQLite may roll
  * back the whole open transaction; commit then reports that no transaction is active. */
 int blurd_store_put(blurd_store *store, const struct blurd_store_row *row, char *err);
+
+/* Looks up what the store knows of `path` for the daemon's start-up reconciliation (a file
+ * with the same path, size and modification time need not be judged again).  Sets *found
+ * to 1 and fills *size and *mtime_ns (-1 for a NULL column) when a row exists, else sets
+ * *found to 0 and leaves them alone.  Reads inside an open transaction see its rows. */
+int blurd_store_lookup(blurd_store *store, const char *path, int64_t *size, int64_t *mtime_ns,
+                       int *found, char *err);
+
+/* Move intents, for the sort module.  A move is recorded before the file is touched and
+ * cleared after, so that a crash in between leaves a row telling the next start what to
+ * finish or undo.  Each of these functions first commits the caller's open transaction,
+ * if any (a batch of puts is committed by it; no transaction is open after it returns),
+ * then commits its own change at once: the intent must be in the database file before the
+ * file system changes.  A commit reaches the write-ahead log, which survives blurd being
+ * killed; with synchronous=NORMAL it may be lost on power failure, which the move's own
+ * ordering (a copy is fsync'd before its source is unlinked) keeps harmless: no file is
+ * lost, at most a hidden temporary copy is left behind.  Strings are borrowed for the
+ * call.  An `id` that is not a recorded move fails with BLURD_EINVAL. */
+
+/* Records the intent to move `source` into the folder `destination`; *id receives the
+ * intent's id for the calls below. */
+int blurd_store_move_begin(blurd_store *store, const char *source, const char *destination,
+                           int64_t *id, char *err);
+
+/* Records the path the move is about to use (`target`, may be NULL while unknown) and the
+ * temporary copy it has created (`temporary`, NULL for none); each call replaces both. */
+int blurd_store_move_note(blurd_store *store, int64_t id, const char *target, const char *temporary,
+                          char *err);
+
+/* The move succeeded: in one transaction, sets images.moved_to to `moved_to` on the row
+ * whose path is the move's source (if there is one) and deletes the intent. */
+int blurd_store_move_done(blurd_store *store, int64_t id, const char *moved_to, char *err);
+
+/* The move was abandoned, or its file vanished: deletes the intent. */
+int blurd_store_move_forget(blurd_store *store, int64_t id, char *err);
+
+/* The move was rolled back by recovery and its file must be judged again: in one
+ * transaction, sets size and mtime to NULL on the row whose path is the move's source (if
+ * there is one), so that blurd_store_lookup can no longer match the file and the start-up
+ * reconciliation judges and sorts it anew (the new judgement replaces the row), and
+ * deletes the intent. */
+int blurd_store_move_rolled_back(blurd_store *store, int64_t id, char *err);
+
+/* Called once per recorded intent by blurd_store_moves_pending; `target` and `temporary`
+ * may be NULL.  The strings are borrowed for the call.  Return 0 to go on; any other value
+ * stops the walk and is returned by blurd_store_moves_pending. */
+typedef int (*blurd_store_move_callback)(void *arg, int64_t id, const char *source,
+                                         const char *destination, const char *target,
+                                         const char *temporary);
+
+/* Calls `callback` for every recorded intent, oldest first.  No statement is running
+ * during a callback, so it may call any store function (the move_done and move_forget of
+ * recovery) on the same handle.  Returns 0, a callback's nonzero value, or an error code
+ * with `err` filled. */
+int blurd_store_moves_pending(blurd_store *store, blurd_store_move_callback callback, void *arg,
+                              char *err);
 
 #endif
