@@ -9,10 +9,14 @@
 
 #include <glob.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PIPELINE_IMAGES 24
 
@@ -121,6 +125,9 @@ static int make_camera_jpegs(const char *dir, const char *source_dir, char paths
     return 0;
 }
 
+/* The 12-megapixel JPEGs the pipeline section makes, reused by the daemon section. */
+static char pipeline_photos[PIPELINE_IMAGES][4096];
+
 struct decode_job {
     char (*paths)[4096];
     const struct blurd_image_options *options;
@@ -186,7 +193,7 @@ static void bench_pipeline(const blurd_net *net, const char *model_path, const c
         printf("(set BLURD and BLURD_SOURCE, as make bench does, for the pipeline figures)\n");
         return;
     }
-    static char paths[PIPELINE_IMAGES][4096];
+    char(*paths)[4096] = pipeline_photos;
     if (make_camera_jpegs(dir, source_dir, paths) != 0)
         return;
     /* Start-up (process, libvips, model, memory plan) is measured on one tiny image. */
@@ -258,8 +265,192 @@ static void bench_pipeline(const blurd_net *net, const char *model_path, const c
            " process start, libvips and model loading, memory planning, one 64x64 image)\n");
 }
 
+/* ---- the daemon: latency at a trickle, throughput of a burst ------------------------ */
+
+#define TRICKLE_FILES 20
+#define BURST_FILES   1000
+
+static void sleep_seconds(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static pid_t start_daemon(const char *binary, const char *model, const char *inbox, const char *db,
+                          const char *log)
+{
+    char command[16384];
+    snprintf(command, sizeof command,
+             "exec '%s' daemon --model '%s' --watch '%s' --db '%s' --settle 0 2>'%s' >/dev/null",
+             binary, model, inbox, db, log);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+        _exit(127);
+    }
+    /* ready once it logs that it watches */
+    for (int i = 0; i < 6000; i++) {
+        char grep[8192];
+        snprintf(grep, sizeof grep, "grep -q 'watching ' '%s'", log);
+        if (system(grep) == 0)
+            return pid;
+        sleep_seconds(0.01);
+    }
+    fprintf(stderr, "bench: the daemon did not start (see %s)\n", log);
+    exit(1);
+}
+
+/* Peak resident memory of a process, in MiB, from /proc. */
+static double peak_rss_mib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    double kib = 0.0;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "VmHWM: %lf kB", &kib) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return kib / 1024.0;
+}
+
+static long long count_rows(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *stmt;
+    long long n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
+        if (sqlite3_step(stmt) == SQLITE_ROW)
+            n = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+    }
+    return n;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char command[16384];
+    snprintf(command, sizeof command, "cp '%s' '%s'", from, to);
+    if (system(command) != 0) {
+        fprintf(stderr, "bench: failed: %s\n", command);
+        exit(1);
+    }
+}
+
+static void bench_daemon(const char *model_path, const char *dir, char (*photos)[4096])
+{
+    const char *binary = getenv("BLURD");
+    if (binary == NULL)
+        return;
+    printf("\n== blurd daemon ==\n");
+    char inbox[4096], db_path[4096], log[4096], command[16384];
+    snprintf(inbox, sizeof inbox, "%s/inbox", dir);
+    snprintf(db_path, sizeof db_path, "%s/daemon.db", dir);
+    snprintf(log, sizeof log, "%s/daemon.log", dir);
+    snprintf(command, sizeof command, "mkdir -p '%s'", inbox);
+    if (system(command) != 0)
+        return;
+
+    /* Trickle: one 12-megapixel JPEG at a time; latency from its close to its row. */
+    pid_t pid = start_daemon(binary, model_path, inbox, db_path, log);
+    sqlite3 *db;
+    sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL);
+    sqlite3_busy_timeout(db, 1000);
+    double latency[TRICKLE_FILES], judged[TRICKLE_FILES];
+    for (int i = 0; i < TRICKLE_FILES; i++) {
+        char staged[8192], target[8192];
+        snprintf(staged, sizeof staged, "%s/staged-%02d.jpg", dir, i);
+        snprintf(target, sizeof target, "%s/trickle-%02d.jpg", inbox, i);
+        copy_file(photos[i % PIPELINE_IMAGES], staged);
+        /* written the way an uploader does: into the folder, closed */
+        FILE *in = fopen(staged, "rb"), *out = fopen(target, "wb");
+        char buffer[1 << 16];
+        size_t n;
+        while (in != NULL && out != NULL && (n = fread(buffer, 1, sizeof buffer, in)) > 0)
+            fwrite(buffer, 1, n, out);
+        if (in != NULL)
+            fclose(in);
+        double closed = 0.0;
+        if (out != NULL) {
+            fclose(out);
+            closed = now();
+        }
+        char sql[16384];
+        snprintf(sql, sizeof sql, "select count(*) from images where path = '%s'", target);
+        while (count_rows(db, sql) != 1)
+            sleep_seconds(0.001);
+        latency[i] = now() - closed;
+        snprintf(sql, sizeof sql,
+                 "select cast(milliseconds as integer) from images where path = '%s'", target);
+        judged[i] = (double)count_rows(db, sql) / 1e3;
+        sleep_seconds(0.2);
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    sqlite3_close(db);
+    qsort(latency, TRICKLE_FILES, sizeof latency[0], compare_doubles);
+    qsort(judged, TRICKLE_FILES, sizeof judged[0], compare_doubles);
+    double median = latency[TRICKLE_FILES / 2], p99 = latency[TRICKLE_FILES - 1];
+    double classify = judged[TRICKLE_FILES / 2];
+    printf("trickle of %d 12-MP JPEGs: close -> row median %.0f ms, p99 (max of %d) %.0f ms; "
+           "one image's decode + network %.0f ms; median overhead %+.0f ms (target <= +50)\n",
+           TRICKLE_FILES, median * 1e3, TRICKLE_FILES, p99 * 1e3, classify * 1e3,
+           (median - classify) * 1e3);
+
+    /* Burst: BURST_FILES camera-phone-sized JPEGs at once, against classify on the same. */
+    char burst[4096];
+    snprintf(burst, sizeof burst, "%s/burst-source", dir);
+    snprintf(command, sizeof command,
+             "mkdir -p '%s' && for f in '%s'/camera-*.jpg; do "
+             "vips thumbnail \"$f\" \"%s/$(basename \"$f\")\"[Q=85] 1024; done",
+             burst, dir, burst);
+    if (system(command) != 0)
+        return;
+    snprintf(command, sizeof command,
+             "cd '%s' && i=0; while [ $i -lt %d ]; do for f in camera-*.jpg; do "
+             "[ $i -lt %d ] && ln \"$f\" \"copy-$i.jpg\"; i=$((i+1)); done; done; rm camera-*.jpg",
+             burst, BURST_FILES, BURST_FILES);
+    if (system(command) != 0)
+        return;
+    double classify_seconds_burst = classify_seconds(binary, model_path, burst, "tiles", 2, 1);
+
+    char burst_inbox[4096], burst_db[4096];
+    snprintf(burst_inbox, sizeof burst_inbox, "%s/burst-inbox", dir);
+    snprintf(burst_db, sizeof burst_db, "%s/burst.db", dir);
+    snprintf(command, sizeof command, "mkdir -p '%s'", burst_inbox);
+    if (system(command) != 0)
+        return;
+    snprintf(log, sizeof log, "%s/burst-daemon.log", dir);
+    pid = start_daemon(binary, model_path, burst_inbox, burst_db, log);
+    double start = now();
+    /* copied in as from a memory card */
+    snprintf(command, sizeof command, "cp '%s'/*.jpg '%s/'", burst, burst_inbox);
+    if (system(command) != 0)
+        return;
+    sqlite3_open_v2(burst_db, &db, SQLITE_OPEN_READONLY, NULL);
+    sqlite3_busy_timeout(db, 1000);
+    while (count_rows(db, "select count(*) from images") < BURST_FILES)
+        sleep_seconds(0.01);
+    double daemon_seconds = now() - start;
+    sqlite3_close(db);
+    double rss = peak_rss_mib(pid);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    printf("burst of %d JPEGs (1024 px): daemon %.1f files/s, peak RSS %.0f MiB; "
+           "classify -j 2 on the same files %.1f files/s; ratio %.2f (target >= 0.90)\n",
+           BURST_FILES, BURST_FILES / daemon_seconds, rss, BURST_FILES / classify_seconds_burst,
+           classify_seconds_burst / daemon_seconds);
+}
+
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each figure shows as soon as it is measured */
     char err[BLURD_ERR_LEN];
     blurd_net *net;
     if (blurd_net_create(&net, BLURD_DEFAULT_SPEC, err) != 0) {
@@ -319,6 +510,7 @@ int main(void)
     }
     blurd_model_free(model);
     bench_pipeline(net, model_path, dir);
+    bench_daemon(model_path, dir, pipeline_photos);
 
     char command[4200];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);

@@ -6,7 +6,9 @@
  * already has them unchanged), enter the bounded pipeline as slots free up (the
  * back-pressure), and come back through a uv_async wake-up to be recorded, then moved.
  * Expected workload: a trickle of uploads with bursts of thousands (a card dumped into
- * the inbox); rows are committed in batches, every 200 ms or 256 rows. */
+ * the inbox).  During a burst rows are committed in batches (every 200 ms or 256 rows);
+ * when the pipeline runs dry the batch is committed at once, so a single upload's row is
+ * visible as soon as it is judged. */
 #include "blurd/daemon.h"
 
 #include "blurd/config.h"
@@ -56,8 +58,8 @@ static int sd_watchdog_enabled(int unset_environment, uint64_t *usec)
 #endif
 
 #define ROWS_PER_TRANSACTION 256
-#define COMMIT_INTERVAL_MS 200
-#define STATUS_INTERVAL_MS 5000
+#define COMMIT_INTERVAL_MS   200
+#define STATUS_INTERVAL_MS   5000
 
 /* A watched root and where its judged files go. */
 struct root {
@@ -86,8 +88,8 @@ struct daemon {
     uv_signal_t signals[3];
     uv_timer_t commit_timer, status_timer, watchdog_timer;
 
-    GQueue *waiting;      /* paths not yet in the pipeline (owned strings) */
-    GHashTable *known;    /* paths waiting or in the pipeline: reported once (owned keys) */
+    GQueue *waiting;   /* paths not yet in the pipeline (owned strings) */
+    GHashTable *known; /* paths waiting or in the pipeline: reported once (owned keys) */
     uint64_t next_id;
     size_t rows_in_transaction;
     struct counts counts;
@@ -200,13 +202,12 @@ static void put_row(struct daemon *d, const struct blurd_result *r, const char *
 {
     char err[BLURD_ERR_LEN];
     const struct blurd_preprocess *pre = blurd_model_preprocess(d->model);
-    enum blurd_input_mode input = d->config.input >= 0 ? (enum blurd_input_mode)d->config.input
-                                                       : pre->input;
+    enum blurd_input_mode input =
+        d->config.input >= 0 ? (enum blurd_input_mode)d->config.input : pre->input;
     struct blurd_store_row row = {
         .path = r->path,
         .size = st != NULL ? (int64_t)st->st_size : -1,
-        .mtime_ns = st != NULL ? (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec
-                               : 0,
+        .mtime_ns = st != NULL ? (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec : 0,
         .width = r->info.width,
         .height = r->info.height,
         .format = r->info.format[0] ? r->info.format : NULL,
@@ -316,6 +317,8 @@ static void on_results_ready(uv_async_t *handle)
             do_reload(d);
     }
     pump(d);
+    if (d->pipeline != NULL && blurd_pipeline_in_flight(d->pipeline) == 0)
+        commit(d); /* idle: nothing to batch with */
 }
 
 /* The pipeline's notify hook: called on a worker thread. */
@@ -360,7 +363,8 @@ static void on_scan_done(void *arg)
 {
     struct daemon *d = arg;
     blurd_log_notice("scan finished: %u files waiting, %llu already judged and unchanged",
-                     g_queue_get_length(d->waiting) + (unsigned)blurd_pipeline_in_flight(d->pipeline),
+                     g_queue_get_length(d->waiting) +
+                         (unsigned)blurd_pipeline_in_flight(d->pipeline),
                      (unsigned long long)d->counts.skipped);
 }
 
@@ -402,8 +406,7 @@ static int start_pipeline(struct daemon *d, char *err)
         .model = d->model,
         .image =
             {
-                .input = d->config.input >= 0 ? (enum blurd_input_mode)d->config.input
-                                              : pre->input,
+                .input = d->config.input >= 0 ? (enum blurd_input_mode)d->config.input : pre->input,
                 .size = pre->tile_size,
                 .tile_count = pre->tile_count,
                 .analysis_size = pre->analysis_size,
@@ -542,8 +545,7 @@ static void do_reload(struct daemon *d)
         blurd_watch_stop(d->watch, on_watch_closed_for_reload, d);
         d->watch = NULL;
     }
-    blurd_log_notice("reloaded: model %s, %d folder(s)", blurd_model_name(d->model),
-                     d->root_count);
+    blurd_log_notice("reloaded: model %s, %d folder(s)", blurd_model_name(d->model), d->root_count);
     sd_notify(0, "READY=1");
 }
 

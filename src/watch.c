@@ -34,8 +34,10 @@
 #include <unistd.h>
 
 /* IN_MODIFY only postpones files already waiting (found by a scan while still being
- * written, or reopened after their close); a file is never taken on IN_CREATE or
- * IN_MODIFY alone.  IN_CREATE is wanted for new folders. */
+ * written, or reopened after their close); a file is never taken on IN_MODIFY alone, nor
+ * on IN_CREATE unless the new name is a hard link (more than one link: the file existed,
+ * complete, before; a file just created for writing has one).  IN_CREATE is also wanted
+ * for new folders. */
 #define WATCH_MASK                                                                           \
     (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MOVED_FROM | IN_MODIFY | IN_DELETE_SELF | \
      IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
@@ -326,13 +328,14 @@ static void root_lost(blurd_watch *watch, int index)
         uv_timer_start(&watch->retry_timer, retry_cb, watch->retry_ms, watch->retry_ms);
 }
 
-/* Forgets `folder` and everything under it, removing their inotify watches when
- * `remove_watches` (not when the kernel has already dropped them: IN_IGNORED). */
-static void forget_folder(blurd_watch *watch, struct folder *folder, int remove_watches)
+/* Forgets `folder` and everything under it, removing its inotify watch when
+ * `remove_watch` (not when the kernel has already dropped it: IN_IGNORED) and always those
+ * under it (normally gone already; removing a dead one does nothing). */
+static void forget_folder(blurd_watch *watch, struct folder *folder, int remove_watch)
 {
     while (folder->first_child != NULL)
-        forget_folder(watch, folder->first_child, remove_watches);
-    if (remove_watches)
+        forget_folder(watch, folder->first_child, 1);
+    if (remove_watch)
         inotify_rm_watch(watch->fd, folder->wd); /* may already be gone: nothing to do then */
     if (folder->previous_sibling != NULL)
         folder->previous_sibling->next_sibling = folder->next_sibling;
@@ -881,6 +884,11 @@ static void handle_event(blurd_watch *watch, const struct inotify_event *event)
         pending_postpone(watch, path);
     } else if (event->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
         if (wanted_file(watch, path, event->name))
+            pending_touch(watch, path);
+    } else if (event->mask & IN_CREATE) {
+        struct stat st;
+        if (wanted_file(watch, path, event->name) && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+            st.st_nlink > 1)
             pending_touch(watch, path);
     }
 }

@@ -79,6 +79,18 @@ static void put_file(const char *path, const char *bytes, size_t n)
     test_write_file(path, bytes, n);
 }
 
+/* The daemon a test started last; killed at exit if the test failed with it running, so
+ * no daemon outlives its test. */
+static pid_t running_daemon;
+
+static void kill_running_daemon(void)
+{
+    if (running_daemon > 0) {
+        kill(running_daemon, SIGKILL);
+        waitpid(running_daemon, NULL, 0);
+    }
+}
+
 /* Starts `blurd daemon ARGS`, its stderr going to a log; waits until it says it watches. */
 static struct daemon_process start_daemon(const char *args)
 {
@@ -92,6 +104,9 @@ static struct daemon_process start_daemon(const char *args)
         execl("/bin/sh", "sh", "-c", command, (char *)NULL);
         _exit(127);
     }
+    if (running_daemon == 0)
+        atexit(kill_running_daemon);
+    running_daemon = d.pid;
     return d;
 }
 
@@ -137,6 +152,7 @@ static int stop_daemon(struct daemon_process *d)
         pause_seconds(0.05);
     }
     d->pid = 0;
+    running_daemon = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -359,6 +375,7 @@ TEST_IMPL(daemon_kill_9_while_sorting_loses_and_duplicates_nothing)
     }
     kill(d.pid, SIGKILL);
     waitpid(d.pid, NULL, 0);
+    running_daemon = -1;
 
     d = start_daemon(daemon_args(model, inbox, db, "--move"));
     wait_ready(&d);
@@ -474,5 +491,48 @@ TEST_IMPL(daemon_unit_file_verifies)
     int status = test_run(command, &out, &err);
     if (status != 0)
         TEST_FAIL("systemd-analyze verify failed: %s%s", out, err);
+    return 0;
+}
+
+static char *saved_queue_limit;
+
+/* Runs at exit, however the test ends: the limit is system-wide. */
+static void restore_queue_limit(void)
+{
+    test_write_file("/proc/sys/fs/inotify/max_queued_events", saved_queue_limit,
+                    strlen(saved_queue_limit));
+}
+
+TEST_IMPL(daemon_recovers_from_inotify_queue_overflow)
+{
+    /* A tiny kernel queue (new inotify instances only: set before the daemon starts), and
+     * the daemon stopped while files arrive: the queue must overflow, and the rescan must
+     * still find every file. */
+    const char *knob = "/proc/sys/fs/inotify/max_queued_events";
+    if (geteuid() != 0) {
+        fprintf(stderr, "not root: cannot lower %s, skipped\n", knob);
+        return 0;
+    }
+    saved_queue_limit = test_read_file(knob, NULL);
+    atexit(restore_queue_limit);
+    test_write_file(knob, "16\n", 3);
+
+    char *model = make_model(), *inbox = make_dir("inbox"), *db = test_path("blurd.db");
+    size_t n;
+    char *bytes = photo_bytes(6, &n);
+    struct daemon_process d = start_daemon(daemon_args(model, inbox, db, ""));
+    wait_ready(&d);
+    restore_queue_limit(); /* the daemon's instance keeps its 16 */
+
+    kill(d.pid, SIGSTOP);
+    char path[4096];
+    for (int i = 0; i < 100; i++) {
+        snprintf(path, sizeof path, "%s/flood-%03d.png", inbox, i);
+        put_file(path, bytes, n);
+    }
+    kill(d.pid, SIGCONT);
+    wait_for_number(&d, db, "select count(*) from images where verdict is not null", 100);
+    ASSERT(log_contains(&d, "overflow"));
+    ASSERT_INT_EQ(stop_daemon(&d), 0);
     return 0;
 }

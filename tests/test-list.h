@@ -82,10 +82,13 @@
     X(watch_file_reported_once_after_settle)                      \
     X(watch_slow_writer_reported_once_after_close)                \
     X(watch_temp_file_renamed_reported_once)                      \
+    X(watch_hard_link_taken_as_arrival)                           \
     X(watch_moved_in_from_outside)                                \
     X(watch_new_nested_folders_with_files)                        \
     X(watch_excluded_folders_ignored)                             \
     X(watch_burst_of_300_files_each_reported_once)                \
+    X(watch_two_roots_not_recursive)                              \
+    X(watch_stop_inside_callback)                                 \
     X(watch_scan_reports_existing_files_and_calls_done)           \
     X(watch_deleted_subfolder_breaks_nothing)                     \
     X(watch_renamed_subfolder_followed)                           \
@@ -141,4 +144,5 @@
     X(daemon_kill_9_while_sorting_loses_and_duplicates_nothing)   \
     X(daemon_reloads_on_sighup_and_keeps_working)                 \
     X(daemon_refuses_bad_configuration_and_missing_model)         \
+    X(daemon_recovers_from_inotify_queue_overflow)                \
     X(daemon_unit_file_verifies)

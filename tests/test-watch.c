@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,7 +44,8 @@ struct harness {
     void (*script)(struct harness *h); /* run on its own thread while the loop runs */
     pthread_t thread;
     atomic_int script_done;
-    atomic_int reported; /* on_file calls, for scripts that wait for one */
+    atomic_int reported;       /* on_file calls, for scripts that wait for one */
+    atomic_int scans_finished; /* on_scan_done calls, likewise */
     const char **expected;
     size_t expected_count;
     struct report *reports;
@@ -57,6 +59,7 @@ struct harness {
     size_t folders_at_end, pending_at_end;
     const char *root;
     uint64_t mark_ns; /* a time the script notes (a close) */
+    int held_fd;      /* a file the script leaves open, closed by the test */
 };
 
 static int is_jpeg(const char *path)
@@ -102,6 +105,7 @@ static void on_scan_done(void *arg)
     struct harness *h = arg;
     if (h->scans_done++ == 0)
         h->reports_at_first_done = h->report_count;
+    atomic_fetch_add(&h->scans_finished, 1);
 }
 
 static const struct report *find_report(const struct harness *h, const char *path)
@@ -297,6 +301,13 @@ static void write_slowly(struct harness *h, const char *path, int chunks, int de
         TEST_FAIL("close %s: %s", path, strerror(errno));
 }
 
+/* Waits (on the script's thread) until `counter` reaches `value`, or the guard's time. */
+static void wait_for(atomic_int *counter, int value)
+{
+    for (int waited = 0; atomic_load(counter) < value && waited < GUARD_MS; waited += 10)
+        sleep_ms(10);
+}
+
 static void rename_or_fail(const char *from, const char *to)
 {
     if (rename(from, to) != 0)
@@ -411,6 +422,35 @@ static void script_move_in(struct harness *h)
     rename_or_fail(test_path("outside/album"), under(h, "album"));
 }
 
+static void script_link_in(struct harness *h)
+{
+    make_folder(test_path("outside"));
+    write_text(test_path("outside/z.jpg"));
+    if (link(test_path("outside/z.jpg"), under(h, "z.jpg")) != 0)
+        TEST_FAIL("link: %s", strerror(errno));
+    /* a file merely created and left open-for-writing style (one link) is not taken */
+    int fd = open(under(h, "open.jpg"), O_WRONLY | O_CREAT, 0644);
+    ASSERT(fd >= 0);
+    h->held_fd = fd;
+}
+
+TEST_IMPL(watch_hard_link_taken_as_arrival)
+{
+    struct harness h;
+    harness_init(&h, "root");
+    struct blurd_watch_options options = harness_options(&h);
+    harness_start(&h, &options);
+    expect(&h, under(&h, "z.jpg"));
+    h.script = script_link_in;
+    harness_run(&h);
+    ASSERT_INT_EQ(count_of(&h, under(&h, "z.jpg")), 1);
+    ASSERT_INT_EQ(count_of(&h, under(&h, "open.jpg")), 0);
+    ASSERT_INT_EQ(h.report_count, 1);
+    close(h.held_fd);
+    harness_free(&h);
+    return 0;
+}
+
 TEST_IMPL(watch_moved_in_from_outside)
 {
     struct harness h;
@@ -430,15 +470,20 @@ TEST_IMPL(watch_moved_in_from_outside)
     return 0;
 }
 
-static void script_nested(struct harness *h)
+/* Like `mkdir -p a/b/c && cp ...` in `top`: files land in folders not yet watched. */
+static void make_nested(const char *top)
 {
-    /* like `mkdir -p a/b/c && cp ...`: the files exist before the watch can */
     char command[4200];
     snprintf(command, sizeof command,
              "mkdir -p '%s/a/b/c' && for f in 1 2 3 4 5; do echo x > '%s/a/b/c/'$f.jpg; done && "
              "echo x > '%s/a/b/6.jpg' && echo x > '%s/a/7.jpg'",
-             h->root, h->root, h->root, h->root);
+             top, top, top, top);
     ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
+}
+
+static void script_nested(struct harness *h)
+{
+    make_nested(h->root); /* racing the loop, as a real upload would */
 }
 
 TEST_IMPL(watch_new_nested_folders_with_files)
@@ -447,10 +492,18 @@ TEST_IMPL(watch_new_nested_folders_with_files)
     harness_init(&h, "root");
     struct blurd_watch_options options = harness_options(&h);
     harness_start(&h, &options);
+    /* Certain to be ahead of the watch: done before the loop reads a single event. */
+    char *early = under(&h, "early");
+    make_folder(early);
+    make_nested(early);
     const char *names[] = {"a/b/c/1.jpg", "a/b/c/2.jpg", "a/b/c/3.jpg", "a/b/c/4.jpg",
                            "a/b/c/5.jpg", "a/b/6.jpg",   "a/7.jpg"};
-    for (size_t i = 0; i < 7; i++)
+    for (size_t i = 0; i < 7; i++) {
+        char name[64];
         expect(&h, under(&h, names[i]));
+        snprintf(name, sizeof name, "early/%s", names[i]);
+        expect(&h, under(&h, name));
+    }
     h.script = script_nested;
     harness_run(&h);
     /* A file both found by the new folder's scan and closed is reported once as long as
@@ -461,14 +514,15 @@ TEST_IMPL(watch_new_nested_folders_with_files)
         if (count < 1 || count > 2)
             TEST_FAIL("%s reported %d times", h.expected[i], count);
     }
-    ASSERT_INT_EQ(h.report_count, 7);
-    ASSERT_INT_EQ(h.folders_at_end, 4); /* root, a, a/b, a/b/c */
+    ASSERT_INT_EQ(h.report_count, 14);
+    ASSERT_INT_EQ(h.folders_at_end, 8); /* root, a, a/b, a/b/c, early, early/a, ... */
     harness_free(&h);
     return 0;
 }
 
 static void script_excluded(struct harness *h)
 {
+    wait_for(&h->scans_finished, 1); /* so the scan cannot find the files below too */
     write_text(under(h, "Blurred/later.jpg"));
     write_text(under(h, "Blurred/deep/later.jpg"));
     make_folder(under(h, "Undistorted"));
@@ -502,8 +556,7 @@ TEST_IMPL(watch_excluded_folders_ignored)
     h.script = script_excluded;
     harness_run(&h);
     ASSERT_INT_EQ(count_of(&h, under(&h, "old.jpg")), 1);
-    /* found by the scan too when written before it read the folder */
-    ASSERT(count_of(&h, under(&h, "marker.jpg")) >= 1);
+    ASSERT_INT_EQ(count_of(&h, under(&h, "marker.jpg")), 1);
     for (size_t i = 0; i < h.report_count; i++)
         if (strstr(h.reports[i].path, "/Blurred") || strstr(h.reports[i].path, "/Undistorted"))
             TEST_FAIL("a file in an excluded folder was reported: %s", h.reports[i].path);
@@ -547,6 +600,8 @@ TEST_IMPL(watch_burst_of_300_files_each_reported_once)
 
 /* ---- scans ---- */
 
+#define MANY 1200
+
 TEST_IMPL(watch_scan_reports_existing_files_and_calls_done)
 {
     struct harness h;
@@ -562,11 +617,17 @@ TEST_IMPL(watch_scan_reports_existing_files_and_calls_done)
     write_text(under(&h, "notes.txt"));
     write_text(under(&h, "5.jpg.part"));
     write_text(test_path("outside/6.jpg"));
+    make_folder(under(&h, "many")); /* more entries than one loop iteration reads */
+    for (int i = 0; i < MANY; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "many/%04d.jpg", i);
+        write_text(under(&h, name));
+    }
     ASSERT_INT_EQ(symlink(test_path("outside/6.jpg"), under(&h, "link.jpg")), 0);
     ASSERT_INT_EQ(symlink(test_path("outside"), under(&h, "linkdir")), 0);
     struct blurd_watch_options options = harness_options(&h);
     harness_start(&h, &options);
-    ASSERT_INT_EQ(blurd_watch_folder_count(h.watch), 3); /* root, sub, sub/deeper */
+    ASSERT_INT_EQ(blurd_watch_folder_count(h.watch), 4); /* root, sub, sub/deeper, many */
     /* two scans at once: queued one behind the other, each reports everything */
     blurd_watch_scan(h.watch, on_scan_done, &h);
     blurd_watch_scan(h.watch, on_scan_done, &h);
@@ -574,15 +635,105 @@ TEST_IMPL(watch_scan_reports_existing_files_and_calls_done)
     const char *names[] = {"1.jpg", "sub/2.jpg", "sub/deeper/3.jpg"};
     for (size_t i = 0; i < 3; i++)
         expect(&h, under(&h, names[i]));
+    for (int i = 0; i < MANY; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "many/%04d.jpg", i);
+        expect(&h, under(&h, name));
+    }
     harness_run(&h);
     ASSERT_INT_EQ(h.scans_done, 2);
-    ASSERT_INT_EQ(h.reports_at_first_done, 3);
+    ASSERT_INT_EQ(h.reports_at_first_done, 3 + MANY);
     for (size_t i = 0; i < h.expected_count; i++)
         ASSERT_INT_EQ(count_of(&h, h.expected[i]), 2);
-    ASSERT_INT_EQ(h.report_count, 3); /* no hidden, partial, non-candidate or linked file */
-    ASSERT_INT_EQ(h.folders_at_end, 3);
+    /* no hidden, partial, non-candidate or linked file */
+    ASSERT_INT_EQ(h.report_count, 3 + MANY);
+    ASSERT_INT_EQ(h.folders_at_end, 4);
     ASSERT_INT_EQ(h.rescans, 0);
     harness_free(&h);
+    return 0;
+}
+
+static void script_two_roots(struct harness *h)
+{
+    wait_for(&h->scans_finished, 1); /* so the scan cannot find the files below too */
+    write_text(test_path("second/sub/no.jpg"));
+    write_text(test_path("second/yes.jpg"));
+    make_folder(under(h, "new"));
+    write_text(under(h, "new/no.jpg"));
+    write_text(under(h, "yes.jpg"));
+}
+
+TEST_IMPL(watch_two_roots_not_recursive)
+{
+    struct harness h;
+    harness_init(&h, "root");
+    const char *roots[] = {h.root, test_path("second")};
+    make_folder(roots[1]);
+    make_folder(test_path("second/sub"));
+    write_text(test_path("second/sub/old-no.jpg"));
+    write_text(test_path("second/old.jpg"));
+    struct blurd_watch_options options = harness_options(&h);
+    options.roots = roots;
+    options.root_count = 2;
+    options.recursive = 0;
+    harness_start(&h, &options);
+    ASSERT_INT_EQ(blurd_watch_folder_count(h.watch), 2);
+    blurd_watch_scan(h.watch, on_scan_done, &h);
+    h.scans_wanted = 1;
+    expect(&h, test_path("second/old.jpg"));
+    expect(&h, test_path("second/yes.jpg"));
+    expect(&h, under(&h, "yes.jpg"));
+    h.script = script_two_roots;
+    harness_run(&h);
+    ASSERT_INT_EQ(count_of(&h, test_path("second/old.jpg")), 1);
+    ASSERT_INT_EQ(count_of(&h, test_path("second/yes.jpg")), 1);
+    ASSERT_INT_EQ(count_of(&h, under(&h, "yes.jpg")), 1);
+    ASSERT_INT_EQ(h.report_count, 3); /* nothing from subfolders */
+    ASSERT_INT_EQ(h.folders_at_end, 2);
+    harness_free(&h);
+    return 0;
+}
+
+static void stop_on_first_file(void *arg, const char *path)
+{
+    struct harness *h = arg;
+    on_file(arg, path);
+    finish(h);
+}
+
+TEST_IMPL(watch_stop_inside_callback)
+{
+    struct harness h;
+    harness_init(&h, "root");
+    for (int i = 0; i < 50; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%02d.jpg", i);
+        write_text(under(&h, name));
+    }
+    struct blurd_watch_options options = harness_options(&h);
+    options.on_file = stop_on_first_file;
+    harness_start(&h, &options);
+    blurd_watch_scan(h.watch, on_scan_done, &h); /* done must not run: stopped first */
+    harness_run(&h);
+    ASSERT_INT_EQ(atomic_load(&h.reported), 1);
+    ASSERT_INT_EQ(h.scans_done, 0);
+
+    /* the same from the settle timer: one batch holds all 50 files */
+    struct harness h2;
+    harness_init(&h2, "root2");
+    options = harness_options(&h2);
+    options.on_file = stop_on_first_file;
+    options.settle_seconds = 0.5;
+    harness_start(&h2, &options);
+    for (int i = 0; i < 50; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%02d.jpg", i);
+        write_text(under(&h2, name));
+    }
+    harness_run(&h2);
+    ASSERT_INT_EQ(atomic_load(&h2.reported), 1);
+    harness_free(&h);
+    harness_free(&h2);
     return 0;
 }
 
@@ -655,8 +806,7 @@ static void script_root_lost(struct harness *h)
     write_text(test_path("inbox.gone/gone.jpg"));
     make_folder(h->root);
     write_text(under(h, "new1.jpg"));
-    for (int waited = 0; atomic_load(&h->reported) == 0 && waited < GUARD_MS; waited += 10)
-        sleep_ms(10);
+    wait_for(&h->reported, 1);
     /* deleted */
     remove_tree(h->root);
     make_folder(h->root);
@@ -689,6 +839,8 @@ TEST_IMPL(watch_root_lost_and_found_again)
 
 #define OVERFLOW_FILES 400
 #define QUEUE_LIMIT    "64"
+/* Shared by every test that lowers max_queued_events (flock(2) on it while changed). */
+#define SYSCTL_LOCK "/tmp/blurd-test-max-queued-events.lock"
 
 static int read_sysctl(const char *path, char *value, size_t n)
 {
@@ -717,18 +869,26 @@ TEST_IMPL(watch_queue_overflow_rescans)
         return 0;
     }
     char old[64];
-    if (read_sysctl(sysctl, old, sizeof old) != 0) {
-        printf("     skipped: cannot read %s: %s\n", sysctl, strerror(errno));
-        return 0;
-    }
     struct harness h;
     harness_init(&h, "root");
     make_folder(under(&h, "sub"));
     struct blurd_watch_options options = harness_options(&h);
     /* The limit applies to inotify instances created while it holds: lower it just around
-     * blurd_watch_start, and restore it before anything can fail. */
+     * blurd_watch_start, and restore it before anything can fail.  The lock keeps two test
+     * processes doing this at once from restoring each other's lowered value. */
+    int lock = open(SYSCTL_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT(lock >= 0);
+    ASSERT_INT_EQ(flock(lock, LOCK_EX), 0);
+    if (read_sysctl(sysctl, old, sizeof old) != 0) {
+        printf("     skipped: cannot read %s: %s\n", sysctl, strerror(errno));
+        close(lock);
+        harness_free(&h);
+        uv_loop_close(&h.loop);
+        return 0;
+    }
     if (write_sysctl(sysctl, QUEUE_LIMIT "\n") != 0) {
         printf("     skipped: cannot write %s: %s\n", sysctl, strerror(errno));
+        close(lock);
         harness_free(&h);
         uv_loop_close(&h.loop);
         return 0;
@@ -736,6 +896,7 @@ TEST_IMPL(watch_queue_overflow_rescans)
     char err[BLURD_ERR_LEN] = "";
     int rc = blurd_watch_start(&h.watch, &options, err);
     int restored = write_sysctl(sysctl, old);
+    close(lock);
     ASSERT_INT_EQ(restored, 0);
     if (rc != 0)
         TEST_FAIL("blurd_watch_start: %s", err);

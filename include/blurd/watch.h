@@ -8,8 +8,9 @@
  * reported after its last close.  Names of partial uploads (".name", "name~", "*.part",
  * "*.crdownload", "*.tmp", suffixes in any case) are ignored until renamed to their final
  * name.  Folders listed as excluded (the sort destinations), and hidden folders (".name"),
- * are neither watched nor scanned.  Symbolic links are never followed.  A file that is only
- * hard-linked in (no close after writing, no move) is not noticed until the next scan.
+ * are neither watched nor scanned.  Symbolic links are never followed.  A file hard-linked
+ * in (`ln`, `cp -l`: a new name with more than one link, so its content is complete) is
+ * taken as if moved in.
  *
  * A new folder is watched at once and then scanned, so files written into it before its
  * watch existed (`mkdir -p a/b && cp x.jpg a/b/`) are found; what that scan finds waits for
