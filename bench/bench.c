@@ -291,7 +291,7 @@ static pid_t start_daemon(const char *binary, const char *model, const char *inb
     /* ready once it logs that it watches */
     for (int i = 0; i < 6000; i++) {
         char grep[8192];
-        snprintf(grep, sizeof grep, "grep -q 'watching ' '%s'", log);
+        snprintf(grep, sizeof grep, "grep -qs 'watching ' '%s'", log);
         if (system(grep) == 0)
             return pid;
         sleep_seconds(0.01);
