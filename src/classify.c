@@ -328,12 +328,15 @@ int blurd_classify_run(const struct blurd_classify_options *options,
     if ((size_t)workers > run.files.count && run.files.count > 0)
         workers = (int)run.files.count;
     blurd_gemm_set_threads(1);
+    /* In resize mode each image is one input, so a burst is judged in batches of 8. */
+    int batch = image.input == BLURD_INPUT_RESIZE ? 8 : 1;
     struct blurd_pipeline_options pipeline_options = {
         .model = model,
         .image = image,
         .jobs = workers,
         .threads_per_job = options->jobs / workers,
-        .queue_depth = 2 * workers,
+        .images_per_batch = batch,
+        .queue_depth = 2 * workers * batch,
     };
     if ((rc = blurd_pipeline_create(&pipeline, &pipeline_options, err)) != 0)
         goto done;

@@ -197,6 +197,13 @@ static void commit(struct daemon *d)
     d->rows_in_transaction = 0;
 }
 
+/* The input mode in force: the configuration's, else the model's. */
+static enum blurd_input_mode input_mode(const struct daemon *d)
+{
+    return d->config.input >= 0 ? (enum blurd_input_mode)d->config.input
+                                : blurd_model_preprocess(d->model)->input;
+}
+
 static void put_row(struct daemon *d, const struct blurd_result *r, const char *verdict,
                     const struct stat *st, const char *error)
 {
@@ -402,11 +409,14 @@ static int start_watch(struct daemon *d, char *err)
 static int start_pipeline(struct daemon *d, char *err)
 {
     const struct blurd_preprocess *pre = blurd_model_preprocess(d->model);
+    enum blurd_input_mode input = input_mode(d);
+    /* resize mode: one input per image, so bursts are judged in batches of 8 */
+    int batch = input == BLURD_INPUT_RESIZE ? 8 : 1;
     struct blurd_pipeline_options options = {
         .model = d->model,
         .image =
             {
-                .input = d->config.input >= 0 ? (enum blurd_input_mode)d->config.input : pre->input,
+                .input = input,
                 .size = pre->tile_size,
                 .tile_count = pre->tile_count,
                 .analysis_size = pre->analysis_size,
@@ -414,7 +424,8 @@ static int start_pipeline(struct daemon *d, char *err)
             },
         .jobs = d->config.workers,
         .threads_per_job = 1,
-        .queue_depth = 2 * d->config.workers,
+        .images_per_batch = batch,
+        .queue_depth = 2 * d->config.workers * batch,
         .notify = wake_loop,
         .notify_arg = &d->results_ready,
     };

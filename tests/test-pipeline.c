@@ -45,6 +45,7 @@ TEST_IMPL(pipeline_returns_every_path_once_and_applies_back_pressure)
                   .max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS},
         .jobs = 2,
         .threads_per_job = 1,
+        .images_per_batch = 1,
         .queue_depth = 1,
     };
     blurd_pipeline *pipeline;
@@ -80,6 +81,76 @@ TEST_IMPL(pipeline_returns_every_path_once_and_applies_back_pressure)
     ASSERT_INT_EQ(blurd_pipeline_next(pipeline, result, 0), 0);
     free(result);
     blurd_pipeline_free(pipeline);
+    blurd_model_free(model);
+    return 0;
+}
+
+/* Scores of `count` paths through a resize-mode pipeline, by id. */
+static void score_all(blurd_model *model, char **paths, int count, int images_per_batch,
+                      float *p_blurred, int *status)
+{
+    char err[BLURD_ERR_LEN];
+    struct blurd_pipeline_options options = {
+        .model = model,
+        .image = {.input = BLURD_INPUT_RESIZE,
+                  .size = 200,
+                  .tile_count = 1,
+                  .max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS},
+        .jobs = 1,
+        .threads_per_job = 1,
+        .images_per_batch = images_per_batch,
+        .queue_depth = count,
+    };
+    blurd_pipeline *pipeline;
+    ASSERT_INT_EQ(blurd_pipeline_create(&pipeline, &options, err), 0);
+    for (int i = 0; i < count; i++)
+        ASSERT_INT_EQ(blurd_pipeline_try_submit(pipeline, (uint64_t)i, paths[i]), 0);
+    struct blurd_result *result = malloc(sizeof *result);
+    int seen = 0;
+    while (blurd_pipeline_next(pipeline, result, 1)) {
+        p_blurred[result->id] = result->p_blurred;
+        status[result->id] = result->status;
+        seen++;
+    }
+    ASSERT_INT_EQ(seen, count);
+    free(result);
+    blurd_pipeline_free(pipeline);
+}
+
+TEST_IMPL(pipeline_batches_in_resize_mode_score_as_alone)
+{
+    char err[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
+    blurd_model *model;
+    ASSERT_INT_EQ(blurd_model_create(&model,
+                                     "input 200 200 3; conv 2 3 relu; maxpool 2; flatten; "
+                                     "dense 8 relu; dense 2 softmax",
+                                     5, err),
+                  0);
+    enum { COUNT = 9 };
+    char *paths[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        char name[32], command[1024];
+        snprintf(name, sizeof name, "%d.png", i);
+        paths[i] = test_path(name);
+        if (i == 4) {
+            test_write_file(paths[i], "broken", 6); /* a failure in the middle of a batch */
+            continue;
+        }
+        snprintf(command, sizeof command, "vips gaussnoise '%s' %d 120 --mean %d", paths[i],
+                 100 + 10 * i, 60 + 15 * i);
+        ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
+    }
+    float alone[COUNT], batched[COUNT];
+    int alone_status[COUNT], batched_status[COUNT];
+    score_all(model, paths, COUNT, 1, alone, alone_status);
+    score_all(model, paths, COUNT, 4, batched, batched_status);
+    for (int i = 0; i < COUNT; i++) {
+        ASSERT_INT_EQ(batched_status[i], alone_status[i]);
+        if (alone_status[i] == 0)
+            ASSERT_NEAR(batched[i], alone[i], 1e-5);
+    }
+    ASSERT(alone_status[4] != 0);
     blurd_model_free(model);
     return 0;
 }

@@ -5,9 +5,9 @@
  * One thread (the caller's: main loop or event loop) submits paths and collects results;
  * workers never block on collection, since a path is only accepted while a result slot is
  * free for it.  That is the back-pressure: submit fails with BLURD_EBUSY (or blocks, for
- * blurd_pipeline_submit) while `queue_depth + jobs` paths are in flight.  Paths and
- * results live in slots allocated once at creation; nothing is allocated per image by
- * the pipeline itself.
+ * blurd_pipeline_submit) while `queue_depth + jobs * images_per_batch` paths are in flight.  Paths
+ * and results live in slots allocated once at creation; nothing is allocated per image by the
+ * pipeline itself.
  */
 #ifndef BLURD_PIPELINE_H
 #define BLURD_PIPELINE_H
@@ -27,7 +27,10 @@ struct blurd_pipeline_options {
     struct blurd_image_options image; /* how inputs are made (from the model, overridable) */
     int jobs;                         /* worker threads, >= 1 */
     int threads_per_job;              /* threads each forward pass is spread over, >= 1 */
-    int queue_depth;                  /* paths waiting beyond those being worked on, >= 1 */
+    /* Images a worker may judge in one forward pass when more are waiting than workers,
+     * 1..32: worth it when each image is one input (resize mode); 1 for tiles. */
+    int images_per_batch;
+    int queue_depth; /* paths waiting beyond those being worked on, >= 1 */
     /* Called by a worker, without locks held, after it posts a result (e.g. uv_async_send
      * to wake an event loop).  May be NULL. */
     void (*notify)(void *arg);
