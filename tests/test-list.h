@@ -127,6 +127,7 @@
     /* pipeline */                                                \
     X(pipeline_combines_the_sharpest_quarter_of_tiles)            \
     X(pipeline_returns_every_path_once_and_applies_back_pressure) \
+    X(pipeline_batches_in_resize_mode_score_as_alone)             \
     /* cli (end to end, the real binary) */                       \
     X(cli_help_version_and_usage_errors)                          \
     X(cli_model_info_default_architecture)                        \
