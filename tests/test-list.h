@@ -124,6 +124,9 @@
     X(config_overrides_replace_file_values)                       \
     X(config_finish_errors)                                       \
     X(config_finish_resolves_folders_and_workers)                 \
+    /* train */                                                   \
+    X(adam_matches_the_papers_algorithm)                          \
+    X(adam_first_step_and_convergence)                            \
     /* pipeline */                                                \
     X(pipeline_combines_the_sharpest_quarter_of_tiles)            \
     X(pipeline_returns_every_path_once_and_applies_back_pressure) \
