@@ -127,6 +127,8 @@
     /* train */                                                   \
     X(adam_matches_the_papers_algorithm)                          \
     X(adam_first_step_and_convergence)                            \
+    /* recipe */                                                  \
+    X(recipe_refuses_reserved_packages)                           \
     /* pipeline */                                                \
     X(pipeline_combines_the_sharpest_quarter_of_tiles)            \
     X(pipeline_returns_every_path_once_and_applies_back_pressure) \
