@@ -99,6 +99,85 @@ static double forward_seconds(const blurd_net *net, int batch, int threads, int 
     return medians[0];
 }
 
+/* ---- training: one step of the default network ------------------------------------ */
+
+#define TRAIN_BATCH   32
+#define TRAIN_THREADS 2
+#define TRAIN_STEPS   5
+
+static double median_of(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[n / 2];
+}
+
+/* Training images/s at batch 32 on 2 threads, the share of a step in forward, backward and a
+ * plain SGD update of the parameter block (standing in for the optimizer), and the step's cost
+ * against an inference forward pass of the same batch (issue 3's target: at most 3.5x). */
+static void bench_training(void)
+{
+    char err[BLURD_ERR_LEN];
+    blurd_net *net;
+    blurd_net_train_workspace *ws;
+    if (blurd_net_create(&net, BLURD_DEFAULT_SPEC, err) != 0 ||
+        blurd_net_train_workspace_create(&ws, net, TRAIN_BATCH, TRAIN_THREADS, 0, err) != 0) {
+        fprintf(stderr, "bench: %s\n", err);
+        exit(1);
+    }
+    blurd_net_init_he(net, 1);
+    blurd_gemm_set_threads(1);
+    struct blurd_shape in = blurd_net_input_shape(net);
+    size_t n = (size_t)TRAIN_BATCH * in.height * in.width * in.channels;
+    float *images = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        images[i] = (float)(i % 251) / 251.0f;
+    int labels[TRAIN_BATCH];
+    for (int b = 0; b < TRAIN_BATCH; b++)
+        labels[b] = b % 2;
+    float *theta = blurd_net_parameters(net), *gradients = blurd_net_train_gradients(ws);
+    size_t parameters = blurd_net_parameter_count(net);
+    const float rate = 1e-4f;
+
+    double forward[TRAIN_STEPS], backward[TRAIN_STEPS], update[TRAIN_STEPS], step[TRAIN_STEPS];
+    for (int s = -1; s < TRAIN_STEPS; s++) { /* step -1 warms up */
+        memcpy(blurd_net_train_input(ws), images, n * sizeof(float));
+        double t0 = now();
+        blurd_net_train_forward(net, ws, TRAIN_BATCH, (uint64_t)(s + 1));
+        double t1 = now();
+        blurd_net_train_backward(net, ws, TRAIN_BATCH, labels);
+        double t2 = now();
+        for (size_t i = 0; i < parameters; i++)
+            theta[i] -= rate * gradients[i];
+        double t3 = now();
+        if (s >= 0) {
+            forward[s] = t1 - t0;
+            backward[s] = t2 - t1;
+            update[s] = t3 - t2;
+            step[s] = t3 - t0;
+        }
+    }
+    double workspace_mib = (double)blurd_net_train_workspace_bytes(ws) / 1048576.0;
+    blurd_net_train_workspace_free(ws);
+    free(images);
+    double f = median_of(forward, TRAIN_STEPS), b = median_of(backward, TRAIN_STEPS),
+           u = median_of(update, TRAIN_STEPS), total = median_of(step, TRAIN_STEPS);
+    double inference = forward_seconds(net, TRAIN_BATCH, TRAIN_THREADS, 3, NULL);
+    printf("\n== training step, batch %d, %d threads (workspace %.0f MiB) ==\n", TRAIN_BATCH,
+           TRAIN_THREADS, workspace_mib);
+    printf("%.1f training images/s (PyTorch tuned: 35); step %.0f ms = forward %.0f ms (%.0f%%) "
+           "+ backward %.0f ms (%.0f%%) + SGD update %.1f ms (%.1f%%)\n",
+           TRAIN_BATCH / total, total * 1e3, f * 1e3, 100.0 * f / total, b * 1e3, 100.0 * b / total,
+           u * 1e3, 100.0 * u / total);
+    printf("step / inference forward of the same batch (%.0f ms): %.2fx (target <= 3.5x)\n",
+           inference * 1e3, total / inference);
+    blurd_net_free(net);
+}
+
 /* Makes PIPELINE_IMAGES 12-megapixel JPEGs in `dir` by enlarging the sample photos. */
 static int make_camera_jpegs(const char *dir, const char *source_dir, char paths[][4096])
 {
@@ -494,6 +573,8 @@ int main(void)
             printf("  batch %d, %d thread(s): %7.1f images/s  %6.1f GFLOP/s = %3.0f%% of sgemm\n",
                    batch, threads, batch / s, gflops, 100.0 * gflops / sgemm[threads]);
         }
+
+    bench_training();
 
     char dir[] = "/tmp/blurd-bench-XXXXXX";
     if (mkdtemp(dir) == NULL) {

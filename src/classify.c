@@ -8,6 +8,7 @@
 #include "blurd/error.h"
 #include "blurd/files.h"
 #include "blurd/kernels.h"
+#include "blurd/laplacian.h"
 #include "blurd/log.h"
 #include "blurd/model.h"
 #include "blurd/pipeline.h"
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +36,7 @@ struct outcome {
     bool done;
     int status;
     float p_blurred;
+    double variance; /* Laplacian method */
     int width, height;
     char format[16];
     float milliseconds;
@@ -42,8 +45,10 @@ struct outcome {
 
 struct run {
     const struct blurd_classify_options *options;
-    const blurd_model *model;
-    float threshold;
+    const blurd_model *model; /* NULL for the Laplacian method */
+    bool laplacian;
+    float threshold;            /* network: p(blurred) at or above it is blurred */
+    double laplacian_threshold; /* Laplacian: a variance below it is blurred */
     const char *input_name;
     struct blurd_file_list files;
     struct outcome *outcomes;
@@ -70,6 +75,14 @@ static double now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The verdict, by the method in use. */
+static bool is_blurred(const struct run *run, float p_blurred, double variance)
+{
+    if (run->laplacian)
+        return variance < run->laplacian_threshold;
+    return p_blurred >= run->threshold;
 }
 
 /* ---- output ----------------------------------------------------------------------- */
@@ -117,8 +130,60 @@ static void print_csv_field(const char *text)
     putchar('"');
 }
 
+/* The Laplacian method's records: p_blurred and p_clear stay in their places, empty (CSV)
+ * or null (JSON), so a script reading them by position or name finds no number it could
+ * mistake for a probability; the variance comes in a field of its own, `score`.  The
+ * table, for people, shows the score in their stead. */
+static void print_laplacian_header(const struct run *run)
+{
+    switch (run->options->format) {
+    case BLURD_FORMAT_TABLE:
+        printf("%-8s %12s %6s %6s %8s  %s\n", "verdict", "score", "width", "height", "ms", "path");
+        break;
+    case BLURD_FORMAT_CSV:
+        printf("path,verdict,p_blurred,p_clear,width,height,milliseconds,score\n");
+        break;
+    case BLURD_FORMAT_JSON:
+        printf("[");
+        break;
+    }
+}
+
+static void print_laplacian_record(struct run *run, const char *path, const struct outcome *o)
+{
+    const char *verdict = is_blurred(run, 0.0f, o->variance) ? "blurred" : "clear";
+    switch (run->options->format) {
+    case BLURD_FORMAT_TABLE:
+        printf("%-8s %12.2f %6d %6d %8.1f  %s\n", verdict, o->variance, o->width, o->height,
+               (double)o->milliseconds, path);
+        break;
+    case BLURD_FORMAT_CSV:
+        print_csv_field(path);
+        printf(",%s,,,%d,%d,%.1f,%.6g\n", verdict, o->width, o->height, (double)o->milliseconds,
+               o->variance);
+        break;
+    case BLURD_FORMAT_JSON: {
+        json_t *record =
+            json_pack("{s:s, s:s, s:n, s:n, s:i, s:i, s:f, s:f}", "path", path, "verdict", verdict,
+                      "p_blurred", "p_clear", "width", o->width, "height", o->height,
+                      "milliseconds", (double)o->milliseconds, "score", o->variance);
+        char *text = record ? json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+        if (text != NULL)
+            printf("%s\n%s", run->json_first ? "" : ",", text);
+        run->json_first = false;
+        free(text);
+        json_decref(record);
+        break;
+    }
+    }
+}
+
 static void print_header(const struct run *run)
 {
+    if (run->laplacian) {
+        print_laplacian_header(run);
+        return;
+    }
     switch (run->options->format) {
     case BLURD_FORMAT_TABLE:
         printf("%-8s %9s %8s %6s %6s %8s  %s\n", "verdict", "p_blurred", "p_clear", "width",
@@ -135,6 +200,10 @@ static void print_header(const struct run *run)
 
 static void print_record(struct run *run, const char *path, const struct outcome *o)
 {
+    if (run->laplacian) {
+        print_laplacian_record(run, path, o);
+        return;
+    }
     const char *verdict = o->p_blurred >= run->threshold ? "blurred" : "clear";
     double p = (double)o->p_blurred, q = 1.0 - p;
     switch (run->options->format) {
@@ -202,7 +271,7 @@ static int store_result(struct run *run, const struct blurd_result *r, char *err
     bool have_stat = stat(r->path, &st) == 0;
     const char *verdict = NULL;
     if (r->status == 0)
-        verdict = r->p_blurred >= run->threshold ? "blurred" : "clear";
+        verdict = is_blurred(run, r->p_blurred, r->laplacian_variance) ? "blurred" : "clear";
     struct blurd_store_row row = {
         .path = absolute,
         .size = have_stat ? (int64_t)st.st_size : -1,
@@ -210,10 +279,12 @@ static int store_result(struct run *run, const struct blurd_result *r, char *err
         .width = r->info.width,
         .height = r->info.height,
         .format = r->info.format[0] ? r->info.format : NULL,
-        .p_blurred = (double)r->p_blurred,
+        /* The Laplacian's variance is no probability: NULL (NaN), not a number a query on
+         * p_blurred would misread.  The schema has no column for it. */
+        .p_blurred = run->laplacian ? (double)NAN : (double)r->p_blurred,
         .verdict = verdict,
-        .model_hash = blurd_model_hash(run->model),
-        .model_name = blurd_model_name(run->model),
+        .model_hash = run->laplacian ? NULL : blurd_model_hash(run->model),
+        .model_name = run->laplacian ? "laplacian" : blurd_model_name(run->model),
         .input_mode = run->input_name,
         .milliseconds = r->decode_ms + r->network_ms,
         .moved_to = NULL,
@@ -239,6 +310,7 @@ static void record_result(struct run *run, const struct blurd_result *r)
     o->done = true;
     o->status = r->status;
     o->p_blurred = r->p_blurred;
+    o->variance = r->laplacian_variance;
     o->width = r->info.width;
     o->height = r->info.height;
     snprintf(o->format, sizeof o->format, "%s", r->info.format);
@@ -247,7 +319,7 @@ static void record_result(struct run *run, const struct blurd_result *r)
 
     struct blurd_classify_summary *s = run->summary;
     if (r->status == 0) {
-        if (r->p_blurred >= run->threshold)
+        if (is_blurred(run, r->p_blurred, r->laplacian_variance))
             s->blurred++;
         else
             s->clear++;
@@ -290,21 +362,27 @@ int blurd_classify_run(const struct blurd_classify_options *options,
     struct run run = {.options = options, .summary = summary, .json_first = true};
     blurd_model *model = NULL;
     blurd_pipeline *pipeline = NULL;
-    int rc = open_model(options, &model, err);
-    if (rc != 0)
-        return rc;
-    run.model = model;
-
-    const struct blurd_preprocess *pre = blurd_model_preprocess(model);
-    struct blurd_image_options image = {
-        .input = options->input >= 0 ? (enum blurd_input_mode)options->input : pre->input,
-        .size = pre->tile_size,
-        .tile_count = pre->tile_count,
-        .analysis_size = pre->analysis_size,
-        .max_pixels = options->max_pixels,
-    };
-    run.threshold = options->threshold >= 0.0f ? options->threshold : pre->threshold;
-    run.input_name = image.input == BLURD_INPUT_TILES ? "tiles" : "resize";
+    int rc = 0;
+    struct blurd_image_options image = {.max_pixels = options->max_pixels};
+    run.laplacian = options->method == BLURD_METHOD_LAPLACIAN;
+    if (run.laplacian) {
+        /* The classical measure needs no model: none is looked for, loaded or hashed. */
+        run.laplacian_threshold = options->laplacian_threshold >= 0.0
+                                      ? options->laplacian_threshold
+                                      : BLURD_LAPLACIAN_DEFAULT_THRESHOLD;
+        run.input_name = "laplacian";
+    } else {
+        if ((rc = open_model(options, &model, err)) != 0)
+            return rc;
+        run.model = model;
+        const struct blurd_preprocess *pre = blurd_model_preprocess(model);
+        image.input = options->input >= 0 ? (enum blurd_input_mode)options->input : pre->input;
+        image.size = pre->tile_size;
+        image.tile_count = pre->tile_count;
+        image.analysis_size = pre->analysis_size;
+        run.threshold = options->threshold >= 0.0f ? options->threshold : pre->threshold;
+        run.input_name = image.input == BLURD_INPUT_TILES ? "tiles" : "resize";
+    }
 
     if (options->db_path != NULL && (rc = blurd_store_open(&run.store, options->db_path, err)) != 0)
         goto done;
@@ -329,9 +407,10 @@ int blurd_classify_run(const struct blurd_classify_options *options,
         workers = (int)run.files.count;
     blurd_gemm_set_threads(1);
     /* In resize mode each image is one input, so a burst is judged in batches of 8. */
-    int batch = image.input == BLURD_INPUT_RESIZE ? 8 : 1;
+    int batch = !run.laplacian && image.input == BLURD_INPUT_RESIZE ? 8 : 1;
     struct blurd_pipeline_options pipeline_options = {
         .model = model,
+        .scores = run.laplacian ? BLURD_SCORE_LAPLACIAN : BLURD_SCORE_NETWORK,
         .image = image,
         .jobs = workers,
         .threads_per_job = options->jobs / workers,

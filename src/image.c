@@ -444,9 +444,11 @@ static int check_options(const struct blurd_image_options *options, char *err)
     return 0;
 }
 
-/* The whole decode from an open source: loader, header checks, shrink-on-load, colour. */
-static int decode(VipsSource *source, const char *path, const struct blurd_image_options *options,
-                  float *inputs, struct blurd_image_info *info, char *err)
+/* The checks every decode starts with, before any pixel is decoded: the content is one
+ * of the accepted formats, and the stored size (filled into `info`) is within
+ * `max_pixels` (0 = the default) and at least BLURD_IMAGE_MIN_SIDE on each side. */
+static int check_header(VipsSource *source, const char *path, uint64_t max_pixels,
+                        struct blurd_image_info *info, char *err)
 {
     const char *class_name = vips_foreign_find_load_source(source);
     if (class_name == NULL) {
@@ -466,8 +468,8 @@ static int decode(VipsSource *source, const char *path, const struct blurd_image
     info->height = header->Ysize; /* one page: loaders read the first frame by default */
     g_object_unref(header);
 
-    uint64_t max_pixels =
-        options->max_pixels != 0 ? options->max_pixels : BLURD_IMAGE_DEFAULT_MAX_PIXELS;
+    if (max_pixels == 0)
+        max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS;
     uint64_t pixels = (uint64_t)info->width * (uint64_t)info->height;
     if (pixels > max_pixels)
         return blurd_error_set(
@@ -476,6 +478,16 @@ static int decode(VipsSource *source, const char *path, const struct blurd_image
     if (info->width < BLURD_IMAGE_MIN_SIDE || info->height < BLURD_IMAGE_MIN_SIDE)
         return blurd_error_set(err, BLURD_ETOOSMALL, "%s: %dx%d is under %d pixels on a side", path,
                                info->width, info->height, BLURD_IMAGE_MIN_SIDE);
+    return 0;
+}
+
+/* The whole decode from an open source: loader, header checks, shrink-on-load, colour. */
+static int decode(VipsSource *source, const char *path, const struct blurd_image_options *options,
+                  float *inputs, struct blurd_image_info *info, char *err)
+{
+    int rc = check_header(source, path, options->max_pixels, info, err);
+    if (rc != 0)
+        return rc;
 
     int size = options->size;
     VipsImage *image = NULL;
@@ -585,6 +597,86 @@ int blurd_image_load(const char *path, const struct blurd_image_options *options
     if (source == NULL)
         return vips_failure(err, BLURD_EIO, path, "cannot read");
     rc = decode(source, path, options, inputs, info, err);
+    g_object_unref(source);
+    return rc;
+}
+
+/* The grey decode from an open source: header checks, shrink-on-load to `max_side`, colour
+ * as for the network, then luma into the caller's buffer. */
+static int decode_grey(VipsSource *source, const char *path, int max_side, uint64_t max_pixels,
+                       uint8_t *luma, size_t capacity, int *width, int *height,
+                       struct blurd_image_info *info, char *err)
+{
+    int rc = check_header(source, path, max_pixels, info, err);
+    if (rc != 0)
+        return rc;
+
+    /* Fit in a max_side square, shrinking only: enlarging would interpolate, which is blur
+     * of its own.  Rotation swaps sides, so the square box is right either way. */
+    int long_side = info->width > info->height ? info->width : info->height;
+    int box = max_side > 0 && long_side > max_side ? max_side : long_side;
+    VipsImage *image = NULL;
+    rc = vips_thumbnail_source(source, &image, box, "height", box, "size", VIPS_SIZE_DOWN,
+                               "option_string", LOADER_OPTIONS, "fail_on", VIPS_FAIL_ON_TRUNCATED,
+                               NULL);
+    if (rc != 0)
+        return vips_failure(err, BLURD_EDECODE, path, "cannot decode");
+    /* Through sRGB, as for the network, so alpha, CMYK and 16-bit images give the grey a
+     * viewer would see. */
+    rc = to_srgb8(image, &image, path, err);
+    if (rc != 0)
+        return rc;
+
+    size_t bytes = 0;
+    uint8_t *rgb = vips_image_write_to_memory(image, &bytes);
+    int w = image->Xsize, h = image->Ysize;
+    g_object_unref(image);
+    if (rgb == NULL)
+        return vips_failure(err, BLURD_EDECODE, path, "cannot decode");
+    size_t pixels = (size_t)w * (size_t)h;
+    if (bytes != pixels * 3) {
+        g_free(rgb);
+        return blurd_error_set(err, BLURD_EDECODE, "%s: decoded to an unexpected %dx%d", path, w,
+                               h);
+    }
+    if (pixels > capacity) {
+        g_free(rgb);
+        return blurd_error_set(err, BLURD_EINVAL,
+                               "%s: %dx%d grey image does not fit a buffer of %zu bytes", path, w,
+                               h, capacity);
+    }
+    for (size_t i = 0; i < pixels; i++)
+        luma[i] = (uint8_t)grey(rgb + 3 * i);
+    g_free(rgb);
+    *width = w;
+    *height = h;
+    return 0;
+}
+
+int blurd_image_load_grey(const char *path, int max_side, uint64_t max_pixels, uint8_t *luma,
+                          size_t capacity, int *width, int *height, struct blurd_image_info *info,
+                          char *err)
+{
+    if (path == NULL || luma == NULL || width == NULL || height == NULL || info == NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "blurd_image_load_grey: NULL argument");
+    memset(info, 0, sizeof *info);
+    *width = *height = 0;
+    if (max_side < 0 || max_side > VIPS_MAX_COORD)
+        return blurd_error_set(err, BLURD_EINVAL, "grey image side %d is outside 0..%d", max_side,
+                               VIPS_MAX_COORD);
+    int rc = blurd_image_init(NULL, err);
+    if (rc != 0)
+        return rc;
+
+    int fd = -1;
+    rc = open_image_file(path, &fd, err);
+    if (rc != 0)
+        return rc;
+    VipsSource *source = vips_source_new_from_descriptor(fd);
+    close(fd);
+    if (source == NULL)
+        return vips_failure(err, BLURD_EIO, path, "cannot read");
+    rc = decode_grey(source, path, max_side, max_pixels, luma, capacity, width, height, info, err);
     g_object_unref(source);
     return rc;
 }

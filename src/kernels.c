@@ -105,6 +105,67 @@ void blurd_kernels_im2col_copy(struct blurd_kernel_shape in, int k, size_t first
     }
 }
 
+static void scalar_relu_backward(size_t n, const float *restrict y, float *restrict dy)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(y[i] > 0.0f))
+            dy[i] = 0.0f;
+}
+
+static void scalar_maxpool2_backward(struct blurd_kernel_shape in, const float *restrict x,
+                                     const float *restrict dy, float *restrict dx)
+{
+    int out_h = in.height / 2, out_w = in.width / 2, ch = in.channels;
+    memset(dx, 0, (size_t)in.height * in.width * ch * sizeof(float));
+    for (int oy = 0; oy < out_h; oy++)
+        for (int ox = 0; ox < out_w; ox++)
+            for (int c = 0; c < ch; c++) {
+                /* a strict comparison keeps the first maximum, as the forward pass found it */
+                size_t best = ((size_t)(2 * oy) * in.width + (size_t)(2 * ox)) * ch + c;
+                for (int wy = 0; wy < 2; wy++)
+                    for (int wx = 0; wx < 2; wx++) {
+                        size_t at = ((size_t)(2 * oy + wy) * in.width + (2 * ox + wx)) * ch + c;
+                        if (x[at] > x[best])
+                            best = at;
+                    }
+                dx[best] = dy[((size_t)oy * out_w + ox) * ch + c];
+            }
+}
+
+static void scalar_col2im(struct blurd_kernel_shape in, int k, size_t first, size_t count,
+                          const float *restrict columns, float *restrict dx)
+{
+    int out_w = in.width - k + 1, ch = in.channels;
+    size_t row_length = (size_t)k * k * ch;
+    for (size_t p = first; p < first + count; p++) {
+        int oy = (int)(p / (size_t)out_w), ox = (int)(p % (size_t)out_w);
+        const float *row = columns + (p - first) * row_length;
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++)
+                for (int c = 0; c < ch; c++)
+                    dx[((size_t)(oy + ky) * in.width + (ox + kx)) * ch + c] +=
+                        row[((size_t)ky * k + kx) * ch + c];
+    }
+}
+
+static void scalar_bias_gradient(size_t rows, size_t channels, const float *restrict dy,
+                                 float *restrict db)
+{
+    for (size_t c = 0; c < channels; c++) {
+        float sum = db[c];
+        for (size_t r = 0; r < rows; r++)
+            sum += dy[r * channels + c];
+        db[c] = sum;
+    }
+}
+
+static void scalar_dropout(size_t n, uint64_t key, uint32_t threshold, float scale,
+                           float *restrict y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = blurd_kernels_dropout_hash(key, (uint32_t)i) >= threshold ? y[i] * scale : 0.0f;
+}
+
 static const struct blurd_kernels scalar_kernels = {
     .name = "scalar",
     .u8_to_float = scalar_u8_to_float,
@@ -113,6 +174,11 @@ static const struct blurd_kernels scalar_kernels = {
     .maxpool2 = scalar_maxpool2,
     .im2col = scalar_im2col,
     .softmax = blurd_kernels_softmax_rows,
+    .relu_backward = scalar_relu_backward,
+    .maxpool2_backward = scalar_maxpool2_backward,
+    .col2im = scalar_col2im,
+    .bias_gradient = scalar_bias_gradient,
+    .dropout = scalar_dropout,
 };
 
 const struct blurd_kernels *blurd_kernels_scalar(void)

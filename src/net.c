@@ -1,10 +1,13 @@
 /* net.c - builds the network from its layer spec, holds its parameters in one block, plans
- * each thread's workspace once, and runs the batched forward pass.
+ * each thread's workspace once, and runs the batched forward pass and, for training, the
+ * backward pass.
  *
  * Expected workload: the default 200x200 network at batches of 1 to 32 inputs, about
  * 1 GFLOP per input, 95% of it in four convolutions done as im2col + one GEMM per layer
- * per batch.  Layers are dispatched through a table indexed by kind; nothing on the
- * forward path allocates. */
+ * per batch; training at batch 32, its backward pass two more GEMMs per convolution (weight
+ * and data gradients) over the same im2col chunks.  Layers are dispatched through a table
+ * indexed by kind; forward walks it up, backward walks it down; nothing on the forward or
+ * backward path allocates. */
 #include "blurd/net.h"
 
 #include "blurd/error.h"
@@ -12,6 +15,7 @@
 #include "blurd/team.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +34,10 @@
 #define MIN_CHUNK_ROWS 128
 /* Output rows of one max-pool task. */
 #define POOL_BAND_ROWS 8
+/* Below this many weights, a dense layer's backward pass and the sum of a convolution's
+ * per-thread gradients are one task each: splitting them would cost more in waking threads
+ * than it saves (a guess from the wake-up cost in team.c, not measured). */
+#define SPLIT_MIN_WEIGHTS 16384
 
 /* Sanity bounds on what a spec (from an untrusted model file) may ask for. */
 #define MAX_SIDE       4096
@@ -74,11 +82,41 @@ struct blurd_net_workspace {
     blurd_team *team;      /* the threads one forward pass is spread over */
     size_t column_floats;  /* each thread's im2col chunk */
     float *columns;        /* threads x column_floats */
+    /* Set only in a training workspace's copy of this struct: dropout is then active. */
+    bool training;
+    uint64_t dropout_seed;
+};
+
+/* The training workspace reuses the inference one's team and im2col chunks through `base`,
+ * so the forward functions serve both. */
+struct blurd_net_train_workspace {
+    struct blurd_net_workspace base; /* activations and block unused */
+    unsigned flags;
+    /* Each layer's output for the batch; in-place kinds share their input's buffer, so a
+     * dropout's output replaces its input (nothing needs the input again: its backward pass
+     * regenerates the mask, and ReLU's backward sees zeros exactly where dropout zeroed). */
+    float *outputs[BLURD_NET_MAX_LAYERS];
+    float *deltas[2]; /* dLoss/dActivation, ping-pong as the backward walk goes down */
+    float *gradients; /* laid out like the parameter block */
+    float *partials;  /* threads x partial_floats: each thread's share of one conv's dW, db */
+    size_t partial_floats;
+    const float *input_gradient; /* after a backward pass with the input-gradient flag */
+    int first_trainable;         /* the lowest layer with parameters */
+    int batch;                   /* of the last training forward pass; 0 before one */
+    float *block;                /* the allocation behind all of the above */
 };
 
 static size_t shape_size(struct blurd_shape s)
 {
     return (size_t)s.height * s.width * s.channels;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
 }
 
 /* ---- per-kind operations ---------------------------------------------------------- */
@@ -92,14 +130,28 @@ struct forward_args {
     blurd_net_workspace *ws;
 };
 
+struct backward_args {
+    const blurd_net *net;
+    const struct layer *layer;
+    int batch;
+    const float *x; /* the layer's input as the training forward pass left it */
+    const float *y; /* its output (a following dropout may have zeroed some of it) */
+    float *dy;      /* dLoss/dy, batch x layer->out; the pass may overwrite it */
+    float *dx;      /* dLoss/dx, batch x layer->in, all written; NULL when not wanted;
+                     * dy itself for in-place kinds */
+    blurd_net_train_workspace *ws;
+};
+
 /* What each kind must provide: its output shape (with a reason when impossible), its
- * parameter counts, its cost, and its forward pass. */
+ * parameter counts, its cost, its forward pass and its backward pass, which writes the
+ * whole of its parameters' gradient. */
 struct layer_ops {
     const char *name;
     bool in_place; /* output is the input buffer: no data moves */
     int (*plan)(struct layer *layer, char *why, size_t why_len);
     double (*flops)(const struct layer *layer);
     void (*forward)(const struct forward_args *args);
+    void (*backward)(const struct backward_args *args);
 };
 
 static int plan_input(struct layer *layer, char *why, size_t why_len)
@@ -173,7 +225,70 @@ static double flops_weighted(const struct layer *layer)
 
 static void forward_identity(const struct forward_args *args)
 {
-    (void)args; /* input, dropout (at inference) and flatten move no data */
+    (void)args; /* input and flatten move no data */
+}
+
+static void backward_identity(const struct backward_args *args)
+{
+    (void)args; /* dx is dy */
+}
+
+/* ---- dropout ---- */
+
+struct dropout_plan {
+    const struct layer *layer;
+    uint64_t seed; /* of the training step */
+    int index;     /* the layer's */
+    float *values; /* batch x layer->out, masked in place */
+};
+
+/* One input's mask key: it mixes the step's seed, the layer and the input's place in the
+ * batch, so masks never repeat across layers or inputs and need not be stored. */
+static uint64_t dropout_key(uint64_t seed, int layer_index, int image)
+{
+    uint64_t state = seed ^ ((uint64_t)layer_index << 40) ^ (uint64_t)image;
+    return splitmix64(&state);
+}
+
+/* Applies the mask of key `key` to one input's values of dropout `layer`. */
+static void dropout_values(const struct layer *layer, uint64_t key, float *values)
+{
+    double threshold = (double)layer->rate * 4294967296.0;
+    blurd_kernels_get()->dropout(shape_size(layer->out), key,
+                                 threshold >= 4294967295.0 ? UINT32_MAX : (uint32_t)threshold,
+                                 1.0f / (1.0f - layer->rate), values);
+}
+
+static void dropout_image(void *arg, int image, int thread)
+{
+    (void)thread;
+    const struct dropout_plan *plan = arg;
+    dropout_values(plan->layer, dropout_key(plan->seed, plan->index, image),
+                   plan->values + (size_t)image * shape_size(plan->layer->out));
+}
+
+static void apply_dropout(blurd_team *team, const blurd_net *net, const struct layer *layer,
+                          uint64_t seed, int batch, float *values)
+{
+    if (layer->rate == 0.0f)
+        return;
+    struct dropout_plan plan = {layer, seed, (int)(layer - net->layers), values};
+    blurd_team_run(team, batch, dropout_image, &plan);
+}
+
+static void forward_dropout(const struct forward_args *args)
+{
+    /* identity at inference */
+    if (args->ws->training)
+        apply_dropout(args->ws->team, args->net, args->layer, args->ws->dropout_seed, args->batch,
+                      args->y);
+}
+
+/* The mask is its own adjoint: the same mask applied to dy in place. */
+static void backward_dropout(const struct backward_args *args)
+{
+    apply_dropout(args->ws->base.team, args->net, args->layer, args->ws->base.dropout_seed,
+                  args->batch, args->dy);
 }
 
 static void apply_activation(const struct layer *layer, size_t rows, float *y, const float *bias)
@@ -252,6 +367,144 @@ static void forward_conv(const struct forward_args *args)
     blurd_team_run(args->ws->team, chunks, conv_chunk, &plan);
 }
 
+/* Output rows per band of a convolution's backward pass: about a forward chunk's worth, and
+ * at least k - 1, so that every other band's receptive fields are disjoint (see below). */
+static int conv_band_rows(const struct layer *layer)
+{
+    size_t row_length = (size_t)layer->kernel_size * layer->kernel_size * layer->in.channels;
+    int rows = (int)(chunk_rows(row_length) / (size_t)layer->out.width);
+    if (rows < layer->kernel_size - 1)
+        rows = layer->kernel_size - 1;
+    if (rows < 1)
+        rows = 1;
+    return rows < layer->out.height ? rows : layer->out.height;
+}
+
+struct conv_backward_plan {
+    const struct backward_args *args;
+    size_t positions, row_length;
+    int band_rows, bands; /* bands per image */
+    int phase;            /* 0 even bands, 1 odd bands (writing dx); -1 every band (no dx) */
+};
+
+/* One band of whole output rows of one image: ReLU's backward pass on its dy rows, their
+ * bias and weight gradients into this thread's partial sums (dW += columns^T dy), and, when
+ * dx is wanted, dcolumns = dy W^T scattered back by col2im.  A band's dx footprint is its
+ * input rows [first, last + k - 1); with bands of at least k - 1 rows, even bands' footprints
+ * are disjoint, and so are odd bands', so two phases write dx without races or atomics.  Each
+ * band clears the rows of dx it is first to touch: an even band its whole footprint, an odd
+ * band only what lies between its even neighbours'. */
+static void conv_backward_band(void *arg, int index, int thread)
+{
+    const struct conv_backward_plan *plan = arg;
+    const struct backward_args *args = plan->args;
+    const struct layer *layer = args->layer;
+    const struct blurd_kernels *k = blurd_kernels_get();
+    blurd_net_train_workspace *ws = args->ws;
+    int per_image = plan->phase < 0 ? plan->bands : (plan->bands + 1 - plan->phase) / 2;
+    int image = index / per_image, band = index % per_image;
+    if (plan->phase >= 0)
+        band = 2 * band + plan->phase;
+    int first_row = band * plan->band_rows, end_row = first_row + plan->band_rows;
+    if (end_row > layer->out.height)
+        end_row = layer->out.height;
+    size_t filters = (size_t)layer->units, out_width = (size_t)layer->out.width;
+    size_t first = (size_t)first_row * out_width, count = (size_t)(end_row - first_row) * out_width;
+    size_t offset = ((size_t)image * plan->positions + first) * filters;
+    float *dy = args->dy + offset;
+    if (layer->activation == BLURD_ACTIVATION_RELU)
+        k->relu_backward(count * filters, args->y + offset, dy);
+
+    float *partial = ws->partials + (size_t)thread * ws->partial_floats;
+    k->bias_gradient(count, filters, dy, partial + layer->kernel_count);
+    struct blurd_kernel_shape in = {layer->in.height, layer->in.width, layer->in.channels};
+    float *columns = ws->base.columns + (size_t)thread * ws->base.column_floats;
+    k->im2col(in, layer->kernel_size, first, count, args->x + (size_t)image * shape_size(layer->in),
+              columns);
+    blurd_gemm(1, 0, (int)plan->row_length, (int)filters, (int)count, 1.0f, columns,
+               (int)plan->row_length, dy, (int)filters, 1.0f, partial, (int)filters);
+    if (args->dx == NULL)
+        return;
+
+    /* the columns are spent: their chunk takes dcolumns */
+    blurd_gemm(0, 1, (int)count, (int)plan->row_length, (int)filters, 1.0f, dy, (int)filters,
+               args->net->parameters + layer->kernel_offset, (int)filters, 0.0f, columns,
+               (int)plan->row_length);
+    float *dx = args->dx + (size_t)image * shape_size(layer->in);
+    int reach = layer->kernel_size - 1;
+    int clear_from = plan->phase == 0 ? first_row : first_row + reach;
+    int clear_to = plan->phase == 0 || end_row == layer->out.height ? end_row + reach : end_row;
+    if (clear_to > clear_from) {
+        size_t in_row = (size_t)layer->in.width * layer->in.channels;
+        memset(dx + (size_t)clear_from * in_row, 0,
+               (size_t)(clear_to - clear_from) * in_row * sizeof(float));
+    }
+    k->col2im(in, layer->kernel_size, first, count, columns, dx);
+}
+
+struct reduce_plan {
+    float *partials;
+    size_t partial_floats, count;
+    int threads, slices;
+    float *sums;
+};
+
+/* One slice of the sum over threads of their partial gradients, clearing the partials for
+ * the next layer as it goes. */
+static void reduce_slice(void *arg, int index, int thread)
+{
+    (void)thread;
+    const struct reduce_plan *plan = arg;
+    size_t width =
+        ((plan->count + (size_t)plan->slices - 1) / (size_t)plan->slices + 15) & ~(size_t)15;
+    size_t first = (size_t)index * width;
+    if (first >= plan->count)
+        return;
+    size_t end = first + width < plan->count ? first + width : plan->count;
+    float *sums = plan->sums;
+    for (int t = 0; t < plan->threads; t++) {
+        float *partial = plan->partials + (size_t)t * plan->partial_floats;
+        for (size_t i = first; i < end; i++) {
+            sums[i] = t == 0 ? partial[i] : sums[i] + partial[i];
+            partial[i] = 0.0f;
+        }
+    }
+}
+
+static void backward_conv(const struct backward_args *args)
+{
+    const struct layer *layer = args->layer;
+    blurd_net_train_workspace *ws = args->ws;
+    blurd_team *team = ws->base.team;
+    struct conv_backward_plan plan = {
+        .args = args,
+        .positions = (size_t)layer->out.height * layer->out.width,
+        .row_length = (size_t)layer->kernel_size * layer->kernel_size * layer->in.channels,
+        .band_rows = conv_band_rows(layer),
+    };
+    plan.bands = (layer->out.height + plan.band_rows - 1) / plan.band_rows;
+    if (args->dx == NULL) {
+        plan.phase = -1;
+        blurd_team_run(team, plan.bands * args->batch, conv_backward_band, &plan);
+    } else {
+        plan.phase = 0;
+        blurd_team_run(team, (plan.bands + 1) / 2 * args->batch, conv_backward_band, &plan);
+        plan.phase = 1;
+        blurd_team_run(team, plan.bands / 2 * args->batch, conv_backward_band, &plan);
+    }
+    /* kernel and bias are adjacent, in the partials as in the gradient block */
+    int threads = blurd_team_threads(team);
+    struct reduce_plan reduce = {
+        .partials = ws->partials,
+        .partial_floats = ws->partial_floats,
+        .count = layer->kernel_count + layer->bias_count,
+        .threads = threads,
+        .slices = layer->kernel_count >= SPLIT_MIN_WEIGHTS ? threads : 1,
+        .sums = ws->gradients + layer->kernel_offset,
+    };
+    blurd_team_run(team, reduce.slices, reduce_slice, &reduce);
+}
+
 /* One band of POOL_BAND_ROWS output rows of one image. */
 static void maxpool_band(void *arg, int index, int thread)
 {
@@ -275,6 +528,36 @@ static void forward_maxpool(const struct forward_args *args)
 {
     int bands = (args->layer->out.height + POOL_BAND_ROWS - 1) / POOL_BAND_ROWS;
     blurd_team_run(args->ws->team, bands * args->batch, maxpool_band, (void *)args);
+}
+
+/* The backward pass of maxpool_band's band; the last band also clears the input row that
+ * floor semantics dropped. */
+static void maxpool_backward_band(void *arg, int index, int thread)
+{
+    (void)thread;
+    const struct backward_args *args = arg;
+    const struct layer *layer = args->layer;
+    int bands = (layer->out.height + POOL_BAND_ROWS - 1) / POOL_BAND_ROWS;
+    int image = index / bands, first = (index % bands) * POOL_BAND_ROWS;
+    int rows =
+        layer->out.height - first < POOL_BAND_ROWS ? layer->out.height - first : POOL_BAND_ROWS;
+    int height = first + rows == layer->out.height ? layer->in.height - 2 * first : 2 * rows;
+    struct blurd_kernel_shape band = {height, layer->in.width, layer->in.channels};
+    size_t in_row = (size_t)layer->in.width * layer->in.channels;
+    size_t out_row = (size_t)layer->out.width * layer->out.channels;
+    size_t in_at = (size_t)image * shape_size(layer->in) + (size_t)(2 * first) * in_row;
+    blurd_kernels_get()->maxpool2_backward(band, args->x + in_at,
+                                           args->dy + (size_t)image * shape_size(layer->out) +
+                                               (size_t)first * out_row,
+                                           args->dx + in_at);
+}
+
+static void backward_maxpool(const struct backward_args *args)
+{
+    /* it has no parameters, so the walk stops above it when dx is not wanted */
+    CHECK(args->dx != NULL);
+    int bands = (args->layer->out.height + POOL_BAND_ROWS - 1) / POOL_BAND_ROWS;
+    blurd_team_run(args->ws->base.team, bands * args->batch, maxpool_backward_band, (void *)args);
 }
 
 struct dense_plan {
@@ -312,13 +595,66 @@ static void forward_dense(const struct forward_args *args)
                      args->net->parameters + layer->bias_offset);
 }
 
+struct dense_backward_plan {
+    const struct backward_args *args;
+    int blocks;
+};
+
+/* One block of a dense layer's input rows i: rows i of dW = x^T dy and columns i of
+ * dx = dy W^T, so blocks write disjoint memory and each reads only its rows of W. */
+static void dense_backward_block(void *arg, int index, int thread)
+{
+    (void)thread;
+    const struct dense_backward_plan *plan = arg;
+    const struct backward_args *args = plan->args;
+    const struct layer *layer = args->layer;
+    int inputs = layer->in.channels, units = layer->units;
+    int height = ((inputs + plan->blocks - 1) / plan->blocks + 15) & ~15;
+    int first = index * height;
+    if (first >= inputs)
+        return;
+    if (first + height > inputs)
+        height = inputs - first;
+    blurd_gemm(1, 0, height, units, args->batch, 1.0f, args->x + first, inputs, args->dy, units,
+               0.0f, args->ws->gradients + layer->kernel_offset + (size_t)first * units, units);
+    if (args->dx != NULL)
+        blurd_gemm(0, 1, args->batch, height, units, 1.0f, args->dy, units,
+                   args->net->parameters + layer->kernel_offset + (size_t)first * units, units,
+                   0.0f, args->dx + first, inputs);
+}
+
+static void backward_dense(const struct backward_args *args)
+{
+    const struct layer *layer = args->layer;
+    const struct blurd_kernels *k = blurd_kernels_get();
+    size_t units = (size_t)layer->units;
+    /* A softmax layer's dy is already dLoss/dlogits: blurd_net_train_backward starts from
+     * the softmax cross-entropy gradient, and softmax is refused anywhere but last. */
+    if (layer->activation == BLURD_ACTIVATION_RELU)
+        k->relu_backward((size_t)args->batch * units, args->y, args->dy);
+    float *bias_gradient = args->ws->gradients + layer->bias_offset;
+    memset(bias_gradient, 0, units * sizeof(float));
+    k->bias_gradient((size_t)args->batch, units, args->dy, bias_gradient);
+    blurd_team *team = args->ws->base.team;
+    struct dense_backward_plan plan = {
+        .args = args,
+        .blocks = layer->kernel_count >= SPLIT_MIN_WEIGHTS ? blurd_team_threads(team) : 1,
+    };
+    blurd_team_run(team, plan.blocks, dense_backward_block, &plan);
+}
+
 static const struct layer_ops layer_ops[] = {
-    [BLURD_LAYER_INPUT] = {"input", true, plan_input, flops_none, forward_identity},
-    [BLURD_LAYER_CONV] = {"conv", false, plan_conv, flops_weighted, forward_conv},
-    [BLURD_LAYER_MAXPOOL] = {"maxpool", false, plan_maxpool, flops_none, forward_maxpool},
-    [BLURD_LAYER_DROPOUT] = {"dropout", true, plan_input, flops_none, forward_identity},
-    [BLURD_LAYER_FLATTEN] = {"flatten", true, plan_flatten, flops_none, forward_identity},
-    [BLURD_LAYER_DENSE] = {"dense", false, plan_dense, flops_weighted, forward_dense},
+    [BLURD_LAYER_INPUT] = {"input", true, plan_input, flops_none, forward_identity,
+                           backward_identity},
+    [BLURD_LAYER_CONV] = {"conv", false, plan_conv, flops_weighted, forward_conv, backward_conv},
+    [BLURD_LAYER_MAXPOOL] = {"maxpool", false, plan_maxpool, flops_none, forward_maxpool,
+                             backward_maxpool},
+    [BLURD_LAYER_DROPOUT] = {"dropout", true, plan_input, flops_none, forward_dropout,
+                             backward_dropout},
+    [BLURD_LAYER_FLATTEN] = {"flatten", true, plan_flatten, flops_none, forward_identity,
+                             backward_identity},
+    [BLURD_LAYER_DENSE] = {"dense", false, plan_dense, flops_weighted, forward_dense,
+                           backward_dense},
 };
 
 static const char *const activation_names[] = {
@@ -670,14 +1006,6 @@ float *blurd_net_parameters(const blurd_net *net)
     return net->parameters;
 }
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* A standard normal deviate by the Box-Muller transform. */
 static double normal(uint64_t *state)
 {
@@ -804,4 +1132,259 @@ const float *blurd_net_forward(const blurd_net *net, blurd_net_workspace *ws, in
             layer_seconds[i] = seconds_now() - start;
     }
     return ws->activations[current];
+}
+
+/* ---- training workspace, forward and backward passes ------------------------------ */
+
+static size_t pad_floats(size_t n)
+{
+    /* a 64-byte multiple, so every region of a block starts cache-line aligned */
+    return (n + 15) & ~(size_t)15;
+}
+
+/* Why `net` cannot be trained, or NULL if it can. */
+static const char *untrainable(const blurd_net *net)
+{
+    const struct layer *last = &net->layers[net->layer_count - 1];
+    if (last->kind != BLURD_LAYER_DENSE || last->activation != BLURD_ACTIVATION_SOFTMAX)
+        return "training needs a last layer \"dense N softmax\" (the loss is softmax "
+               "cross-entropy)";
+    for (int i = 0; i < net->layer_count - 1; i++)
+        if (net->layers[i].kind == BLURD_LAYER_DENSE &&
+            net->layers[i].activation == BLURD_ACTIVATION_SOFTMAX)
+            return "training supports softmax only in the last layer";
+    return NULL;
+}
+
+int blurd_net_train_workspace_create(blurd_net_train_workspace **out, const blurd_net *net,
+                                     int max_batch, int threads, unsigned flags, char *err)
+{
+    *out = NULL;
+    if (max_batch < 1 || max_batch > 4096)
+        return blurd_error_set(err, BLURD_EINVAL, "batch size %d is out of range", max_batch);
+    if ((flags & ~BLURD_NET_TRAIN_INPUT_GRADIENT) != 0)
+        return blurd_error_set(err, BLURD_EINVAL, "unknown training flags 0x%x", flags);
+    const char *why = untrainable(net);
+    if (why != NULL)
+        return blurd_error_set(err, BLURD_EINVAL, "%s", why);
+    size_t batch = (size_t)max_batch;
+
+    /* Every layer that moves data keeps its output; in-place kinds alias their input's. */
+    size_t output_at[BLURD_NET_MAX_LAYERS];
+    size_t activation_floats = 0;
+    for (int i = 0; i < net->layer_count; i++) {
+        const struct layer *layer = &net->layers[i];
+        if (i > 0 && layer_ops[layer->kind].in_place) {
+            output_at[i] = output_at[i - 1];
+            continue;
+        }
+        output_at[i] = activation_floats;
+        activation_floats += pad_floats(shape_size(layer->out) * batch);
+    }
+
+    int first_trainable = 1;
+    while (net->layers[first_trainable].kernel_count == 0)
+        first_trainable++;
+    bool input_gradient = (flags & BLURD_NET_TRAIN_INPUT_GRADIENT) != 0;
+    int stop = input_gradient ? 1 : first_trainable;
+
+    /* The two delta buffers, sized by walking the backward pass: each holds only what the
+     * walk puts in it (for the default network, the large conv1 delta lands in one). */
+    size_t delta_floats[2] = {shape_size(net->layers[net->layer_count - 1].out), 0};
+    int current = 0;
+    for (int i = net->layer_count - 1; i >= stop; i--) {
+        const struct layer *layer = &net->layers[i];
+        if (shape_size(layer->out) > delta_floats[current])
+            delta_floats[current] = shape_size(layer->out);
+        if (layer_ops[layer->kind].in_place)
+            continue;
+        if ((i > first_trainable || input_gradient) &&
+            shape_size(layer->in) > delta_floats[1 - current])
+            delta_floats[1 - current] = shape_size(layer->in);
+        current = 1 - current;
+    }
+    for (int b = 0; b < 2; b++)
+        delta_floats[b] = pad_floats(delta_floats[b] * batch);
+
+    /* Per thread: an im2col chunk for the forward chunks and the backward bands, and partial
+     * sums for the largest convolution's parameters. */
+    size_t column_floats = 0, partial_floats = 0;
+    for (int i = 0; i < net->layer_count; i++) {
+        const struct layer *layer = &net->layers[i];
+        if (layer->kind != BLURD_LAYER_CONV)
+            continue;
+        size_t row_length = (size_t)layer->kernel_size * layer->kernel_size * layer->in.channels;
+        size_t forward = chunk_rows(row_length) * row_length;
+        size_t backward = (size_t)conv_band_rows(layer) * layer->out.width * row_length;
+        if (forward > column_floats)
+            column_floats = forward;
+        if (backward > column_floats)
+            column_floats = backward;
+        if (layer->kernel_count + layer->bias_count > partial_floats)
+            partial_floats = layer->kernel_count + layer->bias_count;
+    }
+    column_floats = pad_floats(column_floats);
+    partial_floats = pad_floats(partial_floats);
+    size_t gradient_floats = pad_floats(net->parameter_count);
+
+    blurd_net_train_workspace *ws = calloc(1, sizeof *ws);
+    if (ws == NULL)
+        return blurd_error_set(err, BLURD_ENOMEM, "out of memory");
+    int rc = blurd_team_create(&ws->base.team, threads, err);
+    if (rc != 0) {
+        free(ws);
+        return rc;
+    }
+    size_t total = activation_floats + delta_floats[0] + delta_floats[1] +
+                   (size_t)threads * (column_floats + partial_floats) + gradient_floats;
+    if (posix_memalign((void **)&ws->block, 64, total * sizeof(float)) != 0) {
+        blurd_net_train_workspace_free(ws);
+        return blurd_error_set(err, BLURD_ENOMEM, "out of memory for a %.1f MiB training workspace",
+                               (double)total * 4.0 / 1048576.0);
+    }
+    /* Touch every page now, so the first step does not pay for faulting them in; the
+     * partial sums must start at zero anyway. */
+    memset(ws->block, 0, total * sizeof(float));
+    float *at = ws->block;
+    for (int i = 0; i < net->layer_count; i++)
+        ws->outputs[i] = at + output_at[i];
+    at += activation_floats;
+    ws->deltas[0] = at;
+    at += delta_floats[0];
+    ws->deltas[1] = at;
+    at += delta_floats[1];
+    ws->base.columns = at;
+    ws->base.column_floats = column_floats;
+    at += (size_t)threads * column_floats;
+    ws->partials = at;
+    ws->partial_floats = partial_floats;
+    at += (size_t)threads * partial_floats;
+    ws->gradients = at;
+    ws->base.net = net;
+    ws->base.max_batch = max_batch;
+    ws->base.bytes = total * sizeof(float);
+    ws->base.training = true;
+    ws->flags = flags;
+    ws->first_trainable = first_trainable;
+    *out = ws;
+    return 0;
+}
+
+void blurd_net_train_workspace_free(blurd_net_train_workspace *ws)
+{
+    if (ws == NULL)
+        return;
+    blurd_team_free(ws->base.team);
+    free(ws->block);
+    free(ws);
+}
+
+size_t blurd_net_train_workspace_bytes(const blurd_net_train_workspace *ws)
+{
+    return ws->base.bytes;
+}
+
+int blurd_net_train_workspace_max_batch(const blurd_net_train_workspace *ws)
+{
+    return ws->base.max_batch;
+}
+
+float *blurd_net_train_input(blurd_net_train_workspace *ws)
+{
+    return ws->outputs[0];
+}
+
+float *blurd_net_train_gradients(blurd_net_train_workspace *ws)
+{
+    return ws->gradients;
+}
+
+const float *blurd_net_train_input_gradient(const blurd_net_train_workspace *ws)
+{
+    return ws->input_gradient;
+}
+
+const float *blurd_net_train_forward(const blurd_net *net, blurd_net_train_workspace *ws, int batch,
+                                     uint64_t dropout_seed)
+{
+    CHECK(ws->base.net == net);
+    CHECK(batch >= 1 && batch <= ws->base.max_batch);
+    ws->base.dropout_seed = dropout_seed;
+    for (int i = 1; i < net->layer_count; i++) {
+        const struct layer *layer = &net->layers[i];
+        struct forward_args args = {
+            .net = net,
+            .layer = layer,
+            .batch = batch,
+            .x = ws->outputs[i - 1],
+            .y = ws->outputs[i],
+            .ws = &ws->base,
+        };
+        layer_ops[layer->kind].forward(&args);
+    }
+    ws->batch = batch;
+    ws->input_gradient = NULL;
+    return ws->outputs[net->layer_count - 1];
+}
+
+double blurd_net_train_backward(const blurd_net *net, blurd_net_train_workspace *ws, int batch,
+                                const int *labels)
+{
+    CHECK(ws->base.net == net);
+    CHECK(batch >= 1 && batch == ws->batch);
+    int last = net->layer_count - 1;
+    int classes = net->layers[last].out.channels;
+
+    /* Softmax and cross-entropy together: dLoss/dlogits = (p - onehot) / batch. */
+    const float *probabilities = ws->outputs[last];
+    float *delta = ws->deltas[0];
+    double loss = 0.0;
+    for (int b = 0; b < batch; b++) {
+        CHECK(labels[b] >= 0 && labels[b] < classes);
+        const float *p = probabilities + (size_t)b * classes;
+        float *d = delta + (size_t)b * classes;
+        for (int j = 0; j < classes; j++)
+            d[j] = (p[j] - (j == labels[b] ? 1.0f : 0.0f)) / (float)batch;
+        /* a probability that underflowed to 0 would make the loss infinite */
+        loss -= log(fmax((double)p[labels[b]], (double)FLT_MIN));
+    }
+
+    bool input_gradient = (ws->flags & BLURD_NET_TRAIN_INPUT_GRADIENT) != 0;
+    int stop = input_gradient ? 1 : ws->first_trainable;
+    int current = 0;
+    for (int i = last; i >= stop; i--) {
+        const struct layer *layer = &net->layers[i];
+        const struct layer_ops *ops = &layer_ops[layer->kind];
+        float *dy = ws->deltas[current], *dx = dy;
+        if (!ops->in_place)
+            dx = i > ws->first_trainable || input_gradient ? ws->deltas[1 - current] : NULL;
+        struct backward_args args = {
+            .net = net,
+            .layer = layer,
+            .batch = batch,
+            .x = ws->outputs[i - 1],
+            .y = ws->outputs[i],
+            .dy = dy,
+            .dx = dx,
+            .ws = ws,
+        };
+        ops->backward(&args);
+        if (!ops->in_place)
+            current = 1 - current;
+    }
+    ws->input_gradient = input_gradient ? ws->deltas[current] : NULL;
+    return loss / batch;
+}
+
+void blurd_net_dropout_mask(const blurd_net *net, int layer, int image, uint64_t dropout_seed,
+                            float *mask)
+{
+    CHECK(layer > 0 && layer < net->layer_count);
+    const struct layer *dropout = &net->layers[layer];
+    CHECK(dropout->kind == BLURD_LAYER_DROPOUT);
+    size_t n = shape_size(dropout->out);
+    for (size_t i = 0; i < n; i++)
+        mask[i] = 1.0f;
+    if (dropout->rate > 0.0f)
+        dropout_values(dropout, dropout_key(dropout_seed, layer, image), mask);
 }

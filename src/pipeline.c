@@ -1,11 +1,12 @@
 /* pipeline.c - worker threads over a fixed set of slots: each slot carries one path from
- * submission through decode and forward pass to a collected result.
+ * submission through decode and forward pass (or Laplacian) to a collected result.
  *
  * Expected workload: a few images per second to a few hundred, each costing tens of
  * milliseconds of decode and network time, so one mutex and three condition variables
  * are nowhere near the bottleneck. */
 #include "blurd/pipeline.h"
 
+#include "blurd/laplacian.h"
 #include "blurd/net.h"
 
 #include <pthread.h>
@@ -25,14 +26,16 @@ struct fifo {
 struct worker {
     blurd_pipeline *pipeline;
     pthread_t thread;
-    blurd_net_workspace *workspace;
+    blurd_net_workspace *workspace; /* NULL without the network */
+    uint8_t *grey;                  /* BLURD_LAPLACIAN_WORK_BYTES, or NULL without it */
     bool started;
 };
 
 struct blurd_pipeline {
     struct blurd_pipeline_options options;
-    const blurd_net *net;
-    int max_inputs; /* network inputs per image: tiles or 1 */
+    bool network, laplacian; /* what options.scores asks for */
+    const blurd_net *net;    /* NULL without the network */
+    int max_inputs;          /* network inputs per image: tiles or 1 */
 
     pthread_mutex_t lock;
     pthread_cond_t work_ready;   /* a slot was queued, or stopping */
@@ -91,27 +94,58 @@ float blurd_pipeline_combine_tiles(const float *p_blurred, int count)
     return n > 0 ? sum / (float)used : 0.0f;
 }
 
+/* Measures one image's variance of the Laplacian into its result (which has not failed). */
+static void measure_laplacian(struct worker *worker, struct blurd_result *r)
+{
+    blurd_pipeline *p = worker->pipeline;
+    struct blurd_image_info info;
+    int width = 0, height = 0;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    r->status = blurd_image_load_grey(r->path, BLURD_LAPLACIAN_SIDE, p->options.image.max_pixels,
+                                      worker->grey, BLURD_LAPLACIAN_WORK_BYTES, &width, &height,
+                                      &info, r->error);
+    r->decode_ms += milliseconds_since(&start);
+    if (!p->network) /* else the network's decode has filled it, with the input count */
+        r->info = info;
+    if (r->status != 0)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    r->laplacian_variance = blurd_laplacian_variance(worker->grey, width, height);
+    r->network_ms += milliseconds_since(&start);
+}
+
 /* Decodes the images of `count` slots into consecutive network inputs, runs one forward
- * pass over all of them, and fills each slot's result.  Several images share a pass only
- * when more are waiting than workers (see worker_main), so a lone photo is never delayed;
- * in a burst the dense layer's 25.6 MB kernel is then read once per batch, not per image. */
+ * pass over all of them, and fills each slot's result; measures the Laplacian of each when
+ * asked.  Several images share a pass only when more are waiting than workers (see
+ * worker_main), so a lone photo is never delayed; in a burst the dense layer's 25.6 MB
+ * kernel is then read once per batch, not per image. */
 static void process_batch(struct worker *worker, const int *slots, int count)
 {
     blurd_pipeline *p = worker->pipeline;
-    struct blurd_shape shape = blurd_net_input_shape(p->net);
-    size_t input_floats = (size_t)shape.height * shape.width * shape.channels;
-    float *inputs = blurd_net_workspace_input(worker->workspace);
+    size_t input_floats = 0;
+    float *inputs = NULL;
+    if (p->network) {
+        struct blurd_shape shape = blurd_net_input_shape(p->net);
+        input_floats = (size_t)shape.height * shape.width * shape.channels;
+        inputs = blurd_net_workspace_input(worker->workspace);
+    }
     int first_input[MAX_IMAGES_PER_BATCH], total_inputs = 0;
     struct timespec start;
     for (int i = 0; i < count; i++) {
         struct blurd_result *r = &p->slots[slots[i]];
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        r->status =
-            blurd_image_load(r->path, &p->options.image,
-                             inputs + (size_t)total_inputs * input_floats, &r->info, r->error);
-        r->decode_ms = milliseconds_since(&start);
+        if (p->network) {
+            clock_gettime(CLOCK_MONOTONIC, &start);
+            r->status =
+                blurd_image_load(r->path, &p->options.image,
+                                 inputs + (size_t)total_inputs * input_floats, &r->info, r->error);
+            r->decode_ms = milliseconds_since(&start);
+        }
+        if (p->laplacian && r->status == 0)
+            measure_laplacian(worker, r);
+        /* A failed image's inputs, if any, are overwritten by the next image's. */
         first_input[i] = total_inputs;
-        if (r->status == 0)
+        if (p->network && r->status == 0)
             total_inputs += r->info.inputs;
     }
     if (total_inputs == 0)
@@ -131,7 +165,7 @@ static void process_batch(struct worker *worker, const int *slots, int count)
             p_blurred[t] = probabilities[(size_t)(first_input[i] + t) * (size_t)outputs];
         r->p_blurred = blurd_pipeline_combine_tiles(p_blurred, r->info.inputs);
         /* each image is charged its share of the pass */
-        r->network_ms = network_ms * r->info.inputs / total_inputs;
+        r->network_ms += network_ms * r->info.inputs / total_inputs;
     }
 }
 
@@ -183,6 +217,11 @@ int blurd_pipeline_create(blurd_pipeline **out, const struct blurd_pipeline_opti
                           char *err)
 {
     *out = NULL;
+    if ((options->scores & ~(unsigned)(BLURD_SCORE_NETWORK | BLURD_SCORE_LAPLACIAN)) != 0)
+        return blurd_error_set(err, BLURD_EINVAL, "pipeline: unknown scores 0x%x", options->scores);
+    if (options->model == NULL &&
+        (options->scores == 0 || (options->scores & BLURD_SCORE_NETWORK) != 0))
+        return blurd_error_set(err, BLURD_EINVAL, "pipeline: the network needs a model");
     if (options->images_per_batch < 1 || options->images_per_batch > MAX_IMAGES_PER_BATCH)
         return blurd_error_set(err, BLURD_EINVAL, "pipeline: %d images per batch is out of range",
                                options->images_per_batch);
@@ -196,7 +235,10 @@ int blurd_pipeline_create(blurd_pipeline **out, const struct blurd_pipeline_opti
     if (p == NULL)
         return blurd_error_set(err, BLURD_ENOMEM, "out of memory");
     p->options = *options;
-    p->net = blurd_model_net(options->model);
+    unsigned scores = options->scores != 0 ? options->scores : BLURD_SCORE_NETWORK;
+    p->network = (scores & BLURD_SCORE_NETWORK) != 0;
+    p->laplacian = (scores & BLURD_SCORE_LAPLACIAN) != 0;
+    p->net = p->network ? blurd_model_net(options->model) : NULL;
     p->max_inputs = options->image.input == BLURD_INPUT_TILES ? options->image.tile_count : 1;
     /* every worker may hold a whole batch while the queue is full */
     p->capacity = options->queue_depth + options->jobs * options->images_per_batch;
@@ -219,11 +261,17 @@ int blurd_pipeline_create(blurd_pipeline **out, const struct blurd_pipeline_opti
     for (int i = 0; i < options->jobs; i++) {
         struct worker *w = &p->workers[i];
         w->pipeline = p;
-        rc = blurd_net_workspace_create(&w->workspace, p->net,
-                                        p->max_inputs * options->images_per_batch,
-                                        options->threads_per_job, err);
-        if (rc != 0)
+        if (p->network) {
+            rc = blurd_net_workspace_create(&w->workspace, p->net,
+                                            p->max_inputs * options->images_per_batch,
+                                            options->threads_per_job, err);
+            if (rc != 0)
+                goto fail;
+        }
+        if (p->laplacian && (w->grey = malloc(BLURD_LAPLACIAN_WORK_BYTES)) == NULL) {
+            rc = blurd_error_set(err, BLURD_ENOMEM, "out of memory for worker %d's grey image", i);
             goto fail;
+        }
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             rc = blurd_error_set(err, BLURD_ENOMEM, "cannot start worker thread %d", i);
             goto fail;
@@ -251,6 +299,7 @@ void blurd_pipeline_free(blurd_pipeline *p)
         if (p->workers[i].started)
             pthread_join(p->workers[i].thread, NULL);
         blurd_net_workspace_free(p->workers[i].workspace);
+        free(p->workers[i].grey);
     }
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->work_ready);
@@ -275,6 +324,7 @@ static void queue_locked(blurd_pipeline *p, uint64_t id, const char *path)
     r->error[0] = '\0';
     memset(&r->info, 0, sizeof r->info);
     r->p_blurred = 0.0f;
+    r->laplacian_variance = 0.0;
     r->decode_ms = r->network_ms = 0.0;
     fifo_push(&p->queued, slot);
     pthread_cond_signal(&p->work_ready);

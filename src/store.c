@@ -13,6 +13,7 @@
 #include "blurd/error.h"
 #include "blurd/log.h"
 
+#include <math.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -413,8 +414,8 @@ int blurd_store_put(blurd_store *store, const struct blurd_store_row *row, char 
     if (rc == SQLITE_OK)
         rc = bind_text(put, 6, row->format);
     if (rc == SQLITE_OK)
-        rc = verdict != NULL ? sqlite3_bind_double(put, 7, row->p_blurred)
-                             : sqlite3_bind_null(put, 7);
+        rc = verdict != NULL && !isnan(row->p_blurred) ? sqlite3_bind_double(put, 7, row->p_blurred)
+                                                       : sqlite3_bind_null(put, 7);
     if (rc == SQLITE_OK)
         rc = bind_text(put, 8, verdict);
     if (rc == SQLITE_OK)

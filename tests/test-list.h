@@ -12,6 +12,15 @@
     X(net_rejects_bad_specs)                                      \
     X(net_forward_matches_direct_convolution)                     \
     X(net_batch_equals_single_and_allocates_nothing)              \
+    /* backward */                                                \
+    X(kernels_backward_scalar_reference_by_hand)                  \
+    X(kernels_backward_simd_match_scalar_on_odd_shapes)           \
+    X(backward_gradient_check_every_layer_kind)                   \
+    X(backward_gradient_check_banded_convolution)                 \
+    X(backward_threads_agree)                                     \
+    X(backward_train_forward_matches_inference)                   \
+    X(backward_refuses_untrainable_nets)                          \
+    X(backward_sgd_learns_a_separable_problem)                    \
     /* model */                                                   \
     X(model_create_defaults)                                      \
     X(model_save_load_round_trip_f32)                             \
@@ -129,10 +138,30 @@
     X(adam_first_step_and_convergence)                            \
     /* recipe */                                                  \
     X(recipe_refuses_reserved_packages)                           \
+    /* metrics */                                                 \
+    X(metrics_confusion_accuracy_balanced_accuracy)               \
+    X(metrics_auc_by_hand_with_ties)                              \
+    X(metrics_best_threshold_by_hand)                             \
+    X(metrics_degenerate_sets)                                    \
+    /* laplacian */                                               \
+    X(laplacian_variance_by_hand)                                 \
+    X(laplacian_blur_lowers_the_variance)                         \
+    X(laplacian_score_file_blurred_is_lower)                      \
+    X(laplacian_grey_decode_size_and_values)                      \
+    /* dataset */                                                 \
+    X(dataset_masks_normalised_with_the_right_support)            \
+    X(dataset_read_lists_labels_and_sources)                      \
+    X(dataset_read_errors_name_the_folder)                        \
+    X(dataset_split_by_source)                                    \
+    X(dataset_synth_is_deterministic_by_seed)                     \
+    X(dataset_synth_writes_labelled_blurred_and_sharp_sets)       \
+    X(dataset_synth_refuses_to_overwrite_and_bad_sources)         \
+    X(dataset_cli_synth_end_to_end)                               \
     /* pipeline */                                                \
     X(pipeline_combines_the_sharpest_quarter_of_tiles)            \
     X(pipeline_returns_every_path_once_and_applies_back_pressure) \
     X(pipeline_batches_in_resize_mode_score_as_alone)             \
+    X(pipeline_laplacian_alone_and_beside_the_network)            \
     /* cli (end to end, the real binary) */                       \
     X(cli_help_version_and_usage_errors)                          \
     X(cli_model_info_default_architecture)                        \
@@ -142,6 +171,10 @@
     X(cli_classify_corrupt_model_is_refused)                      \
     X(cli_classify_files_from_stdin_and_database)                 \
     X(cli_classify_sample_data)                                   \
+    /* eval (end to end, the real binary) */                      \
+    X(eval_classify_laplacian_needs_no_model)                     \
+    X(eval_model_and_laplacian_side_by_side)                      \
+    X(eval_bad_data_and_usage)                                    \
     /* daemon (end to end, the real daemon process) */            \
     X(daemon_judges_copies_moves_and_renamed_uploads)             \
     X(daemon_slow_writer_is_judged_once_after_close)              \

@@ -2,6 +2,7 @@
  * error if it failed; a full pipeline refuses more work; tile scores combine as promised. */
 #include "blurd/error.h"
 #include "blurd/image.h"
+#include "blurd/laplacian.h"
 #include "blurd/model.h"
 #include "blurd/pipeline.h"
 #include "test.h"
@@ -151,6 +152,122 @@ TEST_IMPL(pipeline_batches_in_resize_mode_score_as_alone)
             ASSERT_NEAR(batched[i], alone[i], 1e-5);
     }
     ASSERT(alone_status[4] != 0);
+    blurd_model_free(model);
+    return 0;
+}
+
+/* Every path through a pipeline made from `options`, results by id. */
+static void run_all(const struct blurd_pipeline_options *options, char **paths, int count,
+                    float *p_blurred, double *variance, int *status)
+{
+    char err[BLURD_ERR_LEN];
+    blurd_pipeline *pipeline;
+    ASSERT_INT_EQ(blurd_pipeline_create(&pipeline, options, err), 0);
+    struct blurd_result *result = malloc(sizeof *result);
+    int seen = 0, submitted = 0;
+    for (;;) {
+        /* submit what fits, then collect one: a full pipeline is never waited on */
+        while (submitted < count &&
+               blurd_pipeline_try_submit(pipeline, (uint64_t)submitted, paths[submitted]) == 0)
+            submitted++;
+        if (!blurd_pipeline_next(pipeline, result, 1))
+            break;
+        p_blurred[result->id] = result->p_blurred;
+        variance[result->id] = result->laplacian_variance;
+        status[result->id] = result->status;
+        seen++;
+    }
+    ASSERT_INT_EQ(seen, count);
+    free(result);
+    blurd_pipeline_free(pipeline);
+}
+
+TEST_IMPL(pipeline_laplacian_alone_and_beside_the_network)
+{
+    char err[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
+    blurd_model *model;
+    ASSERT_INT_EQ(blurd_model_create(&model,
+                                     "input 200 200 3; conv 2 3 relu; maxpool 2; flatten; "
+                                     "dense 2 softmax",
+                                     9, err),
+                  0);
+    enum { COUNT = 6 };
+    char *paths[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        char name[32], command[2048];
+        snprintf(name, sizeof name, "%d.png", i);
+        paths[i] = test_path(name);
+        if (i == 2) {
+            test_write_file(paths[i], "broken", 6);
+            continue;
+        }
+        /* the same noise, blurred more and more */
+        snprintf(command, sizeof command,
+                 "vips gaussnoise '%s.v' 300 220 --seed 5 && vips gaussblur '%s.v' '%s' %g",
+                 paths[i], paths[i], paths[i], 0.3 + i);
+        ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
+    }
+
+    /* the Laplacian alone needs no model, and scores as blurd_laplacian_score_file */
+    struct blurd_pipeline_options options = {
+        .model = NULL,
+        .scores = BLURD_SCORE_LAPLACIAN,
+        .image = {.max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS},
+        .jobs = 2,
+        .threads_per_job = 1,
+        .images_per_batch = 1,
+        .queue_depth = 1,
+    };
+    float p_alone[COUNT], p_both[COUNT];
+    double v_alone[COUNT], v_both[COUNT], v_unused[COUNT];
+    int s_alone[COUNT], s_both[COUNT], s_network[COUNT];
+    run_all(&options, paths, COUNT, p_alone, v_alone, s_alone);
+    for (int i = 0; i < COUNT; i++) {
+        double expected = -1.0;
+        ASSERT_INT_EQ(s_alone[i],
+                      blurd_laplacian_score_file(paths[i], 0, NULL, &expected, NULL, err));
+        if (s_alone[i] == 0)
+            ASSERT_NEAR(v_alone[i], expected, 0.0);
+    }
+    ASSERT(s_alone[2] != 0);
+    for (int i = 1; i < COUNT; i++)
+        if (i != 2 && i != 3)
+            ASSERT(v_alone[i] < v_alone[i - 1]); /* more blur, lower variance */
+
+    /* both at once, in resize batches: each score as its method alone gives it */
+    options.model = model;
+    options.scores = BLURD_SCORE_NETWORK | BLURD_SCORE_LAPLACIAN;
+    options.image = (struct blurd_image_options){.input = BLURD_INPUT_RESIZE,
+                                                 .size = 200,
+                                                 .tile_count = 1,
+                                                 .max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS};
+    options.jobs = 1;
+    options.images_per_batch = 4;
+    options.queue_depth = COUNT;
+    run_all(&options, paths, COUNT, p_both, v_both, s_both);
+    options.scores = 0; /* the network alone, as callers before the Laplacian ask for it */
+    run_all(&options, paths, COUNT, p_alone, v_unused, s_network);
+    for (int i = 0; i < COUNT; i++) {
+        ASSERT_INT_EQ(s_both[i], s_alone[i]);
+        ASSERT_INT_EQ(s_network[i], s_alone[i]);
+        if (s_both[i] == 0) {
+            ASSERT_NEAR(v_both[i], v_alone[i], 0.0);
+            ASSERT_NEAR(p_both[i], p_alone[i], 1e-6);
+        }
+    }
+
+    /* the network without a model, and unknown scores, are refused */
+    blurd_pipeline *pipeline = NULL;
+    options.model = NULL;
+    options.scores = BLURD_SCORE_NETWORK;
+    ASSERT_INT_EQ(blurd_pipeline_create(&pipeline, &options, err), BLURD_EINVAL);
+    ASSERT(pipeline == NULL);
+    options.scores = 0;
+    ASSERT_INT_EQ(blurd_pipeline_create(&pipeline, &options, err), BLURD_EINVAL);
+    options.model = model;
+    options.scores = 4;
+    ASSERT_INT_EQ(blurd_pipeline_create(&pipeline, &options, err), BLURD_EINVAL);
     blurd_model_free(model);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* image.h - libvips set-up and every decode: a file on disk becomes the network's float
  * inputs (NHWC, RGB in [0,1]), either one whole-image resize or tiles from the most
- * textured regions at the analysis resolution.
+ * textured regions at the analysis resolution (or, for the Laplacian method, an 8-bit grey
+ * image).
  *
  * Files are untrusted: untrusted loaders are blocked, the pixel count is checked from the
  * header before any pixel is decoded, truncated data fails, the operation cache is off
@@ -70,5 +71,18 @@ int blurd_image_has_image_extension(const char *path);
  * BLURD_IMAGE_MIN_SIDE), BLURD_EDECODE (truncated or corrupt data), BLURD_ENOMEM. */
 int blurd_image_load(const char *path, const struct blurd_image_options *options, float *inputs,
                      struct blurd_image_info *info, char *err);
+
+/* Decodes `path` with the same checks, formats, rotation and colour handling as
+ * blurd_image_load into an 8-bit grey image (BT.601 luma of the sRGB pixels): *width x
+ * *height bytes, row by row without padding, written to `grey` (`capacity` bytes, borrowed
+ * for the call).  The image is shrunk (shrink-on-load, then a Lanczos reduce) so that its
+ * long side is at most `max_side`, and never enlarged; 0 keeps the native size.  With
+ * max_side > 0, max_side * max_side bytes always suffice.  `max_pixels` as in
+ * blurd_image_options (0 = the default).  info->inputs is 0.  Errors as blurd_image_load,
+ * and BLURD_EINVAL for max_side out of range or an image that does not fit `capacity`;
+ * on failure *width and *height are 0. */
+int blurd_image_load_grey(const char *path, int max_side, uint64_t max_pixels, uint8_t *grey,
+                          size_t capacity, int *width, int *height, struct blurd_image_info *info,
+                          char *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* kernels.h - the network's inner loops (im2col, bias+ReLU, max-pool, softmax, uint8 to
- * float) with SIMD variants chosen once from the CPU's features, a scalar reference that
- * is always compiled for the tests, and the one wrapper through which every GEMM goes.
+ * float, dropout) and their backward passes, with SIMD variants chosen once from the CPU's
+ * features, a scalar reference that is always compiled for the tests, and the one wrapper
+ * through which every GEMM goes.
  *
  * All activations are NHWC and contiguous.  Kernels never allocate and never fail;
  * shapes are the caller's responsibility.
@@ -42,6 +43,36 @@ struct blurd_kernels {
 
     /* In place, a numerically stable softmax over each of `rows` rows of n values. */
     void (*softmax)(size_t rows, size_t n, float *restrict y);
+
+    /* ---- backward passes and training ---- */
+
+    /* ReLU's backward pass in place over n values, given the layer's output y:
+     * dy[i] = y[i] > 0 ? dy[i] : 0. */
+    void (*relu_backward)(size_t n, const float *restrict y, float *restrict dy);
+
+    /* maxpool2's backward pass for one image of shape `in`: writes all of dx (in's shape),
+     * routing each dy value to the maximum of its 2x2 window of x (the forward input; the
+     * first maximum in row-major order wins a tie) and 0 everywhere else, including the last
+     * row or column that floor semantics dropped.  dy has maxpool2's output shape. */
+    void (*maxpool2_backward)(struct blurd_kernel_shape in, const float *restrict x,
+                              const float *restrict dy, float *restrict dx);
+
+    /* The adjoint of im2col: adds `count` rows of columns, rows [first, first + count) of the
+     * full matrix laid out as im2col writes them, back into the image gradient dx (shape `in`)
+     * under the k x k window each row came from.  Accumulates: dx is not cleared first. */
+    void (*col2im)(struct blurd_kernel_shape in, int k, size_t first, size_t count,
+                   const float *restrict columns, float *restrict dx);
+
+    /* Accumulates the column sums of `rows` rows of `channels` values:
+     * db[c] += sum over r of dy[r * channels + c], adding the rows in order. */
+    void (*bias_gradient)(size_t rows, size_t channels, const float *restrict dy,
+                          float *restrict db);
+
+    /* Inverted dropout in place over n < 2^32 values: y[i] = keep(key, i) ? y[i] * scale : 0.
+     * keep(key, i) is a fixed hash of (key, i) (kernels_internal.h), at least `threshold` in 32
+     * bits, identical in every set: a value is kept with probability 1 - threshold / 2^32.  Being
+     * a mask, it is its own backward pass: applying it with the same key to dL/dy gives dL/dx. */
+    void (*dropout)(size_t n, uint64_t key, uint32_t threshold, float scale, float *restrict y);
 };
 
 /* The fastest set this CPU supports, chosen on the first call (thread-safe); setting

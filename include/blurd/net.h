@@ -1,5 +1,6 @@
 /* net.h - the convolutional network: built from a layer-spec string, its parameters held
- * in one contiguous block, and a batched forward pass over a workspace planned once.
+ * in one contiguous block, a batched forward pass over a workspace planned once, and the
+ * training passes (forward with dropout, softmax cross-entropy, backward) over another.
  *
  * A blurd_net (architecture + parameters) is read-only during inference and may be
  * shared by many threads; each thread owns a blurd_net_workspace holding the activations
@@ -34,6 +35,7 @@
 
 typedef struct blurd_net blurd_net;
 typedef struct blurd_net_workspace blurd_net_workspace;
+typedef struct blurd_net_train_workspace blurd_net_train_workspace;
 
 enum blurd_layer_kind {
     BLURD_LAYER_INPUT,
@@ -121,5 +123,73 @@ float *blurd_net_workspace_input(blurd_net_workspace *ws);
  * file:line if batch exceeds the workspace's max_batch: that is a programming error. */
 const float *blurd_net_forward(const blurd_net *net, blurd_net_workspace *ws, int batch,
                                double *layer_seconds);
+
+/* ---- training ----------------------------------------------------------------------
+ *
+ * A training step is blurd_net_train_forward, then blurd_net_train_backward on the same
+ * batch, which leaves dLoss/dParameters in blurd_net_train_gradients (laid out exactly like
+ * blurd_net_parameters, so an optimizer runs over two flat arrays of
+ * blurd_net_parameter_count floats), then the caller's update of the parameters.  Training
+ * needs a last layer "dense N softmax" (the loss is softmax cross-entropy) and no softmax
+ * before it.  A training workspace keeps every layer's output for the batch and two gradient
+ * buffers (about 17 MiB per input for the default network, 570 MiB at batch 32), so it is far
+ * larger than an inference workspace; like one, it allocates nothing after creation. */
+
+/* Also compute dLoss/dInput (blurd_net_train_input_gradient).  Training itself does not
+ * need it, and it costs the first convolution's whole data gradient: a GEMM as large as
+ * that layer's forward one (68 MFLOP per input in the default network) and its col2im. */
+#define BLURD_NET_TRAIN_INPUT_GRADIENT 1u
+
+/* Plans and allocates (touching every page once) a training workspace for up to `max_batch`
+ * inputs, spread over `threads` cores as blurd_net_workspace_create describes (OpenBLAS
+ * should be single-threaded).  `flags` is 0 or BLURD_NET_TRAIN_INPUT_GRADIENT.  Returns
+ * BLURD_EINVAL for a net that cannot be trained (see above), a bad batch, thread count or
+ * flag, BLURD_ENOMEM when memory runs out.  The net must outlive the workspace. */
+int blurd_net_train_workspace_create(blurd_net_train_workspace **out, const blurd_net *net,
+                                     int max_batch, int threads, unsigned flags, char *err);
+void blurd_net_train_workspace_free(blurd_net_train_workspace *ws); /* NULL is a no-op */
+size_t blurd_net_train_workspace_bytes(const blurd_net_train_workspace *ws);
+int blurd_net_train_workspace_max_batch(const blurd_net_train_workspace *ws);
+
+/* Where the caller writes `batch` NHWC inputs (owned by the workspace).  A dropout layer
+ * placed directly after the input would overwrite them in place during the forward pass. */
+float *blurd_net_train_input(blurd_net_train_workspace *ws);
+
+/* The forward pass with dropout active, keeping every layer's output for the backward pass:
+ * inverted dropout keeps each value with probability 1 - RATE and scales it by
+ * 1 / (1 - RATE), the masks being a pure function of `dropout_seed`, the layer and the
+ * position in the batch (the same seed gives the same masks, on any thread count and kernel
+ * set).  With no dropout (or rate 0) the result equals blurd_net_forward's.  Returns batch x
+ * outputs probabilities (owned by the workspace, valid until the next call).  Aborts with
+ * file:line if batch is out of [1, max_batch] or `net` is not the workspace's. */
+const float *blurd_net_train_forward(const blurd_net *net, blurd_net_train_workspace *ws, int batch,
+                                     uint64_t dropout_seed);
+
+/* The multipliers blurd_net_train_forward with `dropout_seed` applies to the values of the
+ * input at place `image` of its batch in dropout layer `layer`: 0 or 1 / (1 - RATE) for each
+ * of that layer's output values, written to `mask`.  For reproducing a step outside the net,
+ * as the gradient-check tests do.  Aborts with file:line if `layer` is not a dropout layer. */
+void blurd_net_dropout_mask(const blurd_net *net, int layer, int image, uint64_t dropout_seed,
+                            float *mask);
+
+/* The backward pass of the last blurd_net_train_forward (same net, same batch, and the
+ * parameters unchanged in between): returns the mean softmax cross-entropy loss over the
+ * batch for the true classes `labels` (batch entries in [0, outputs)), and overwrites every
+ * entry of the gradient block with the gradient of that mean.  Threads never race: each sums
+ * its share of a convolution's weight gradient apart, and the shares are added at the end;
+ * with more than one thread, which bands a thread took (so the rounding) may vary from run to
+ * run in the last bits.  Aborts with file:line on a label out of range, a batch other than the
+ * forward pass's, or no forward pass. */
+double blurd_net_train_backward(const blurd_net *net, blurd_net_train_workspace *ws, int batch,
+                                const int *labels);
+
+/* The gradient block (blurd_net_parameter_count floats laid out like blurd_net_parameters,
+ * owned by the workspace; valid after blurd_net_train_backward). */
+float *blurd_net_train_gradients(blurd_net_train_workspace *ws);
+
+/* dLoss/dInput, batch NHWC inputs, after blurd_net_train_backward in a workspace created with
+ * BLURD_NET_TRAIN_INPUT_GRADIENT (owned by the workspace, valid until the next call); NULL
+ * otherwise. */
+const float *blurd_net_train_input_gradient(const blurd_net_train_workspace *ws);
 
 #endif

@@ -1,6 +1,7 @@
 /* pipeline.h - the bounded job queue and worker threads that turn image paths into
  * verdicts: each worker decodes (image), runs the network on its own planned workspace
- * (net) and combines tile scores into one image score.
+ * (net) and combines tile scores into one image score, and/or measures the variance of the
+ * Laplacian (laplacian.h) on a grey buffer of its own.
  *
  * One thread (the caller's: main loop or event loop) submits paths and collects results;
  * workers never block on collection, since a path is only accepted while a result slot is
@@ -22,8 +23,21 @@
 
 typedef struct blurd_pipeline blurd_pipeline;
 
+/* What the workers compute for each image: a set of these bits.  Both at once (as `blurd
+ * eval --compare laplacian` asks) judge the very same images with both methods: an image
+ * either method cannot read fails as a whole. */
+enum blurd_pipeline_score {
+    BLURD_SCORE_NETWORK = 1 << 0,   /* p_blurred, from the model */
+    BLURD_SCORE_LAPLACIAN = 1 << 1, /* laplacian_variance; needs no model */
+};
+
 struct blurd_pipeline_options {
-    const blurd_model *model;         /* borrowed; must outlive the pipeline */
+    /* Borrowed; must outlive the pipeline.  May be NULL when `scores` leaves out the
+     * network. */
+    const blurd_model *model;
+    /* enum blurd_pipeline_score bits; 0 means BLURD_SCORE_NETWORK, so callers written
+     * before the Laplacian existed need not name it. */
+    unsigned scores;
     struct blurd_image_options image; /* how inputs are made (from the model, overridable) */
     int jobs;                         /* worker threads, >= 1 */
     int threads_per_job;              /* threads each forward pass is spread over, >= 1 */
@@ -43,11 +57,16 @@ struct blurd_result {
     int status;                /* 0, or a BLURD_E* code */
     char error[BLURD_ERR_LEN]; /* when status != 0: "PATH: reason" */
     struct blurd_image_info info;
-    float p_blurred;   /* the image's score, combined over tiles */
-    double decode_ms;  /* decode and input preparation */
-    double network_ms; /* forward pass */
+    float p_blurred;           /* BLURD_SCORE_NETWORK: the image's score, combined over tiles */
+    double laplacian_variance; /* BLURD_SCORE_LAPLACIAN: blurd_laplacian_variance at
+                                  BLURD_LAPLACIAN_SIDE (low: blurred) */
+    double decode_ms;          /* decode and input preparation (both decodes, for both scores) */
+    double network_ms;         /* scoring: the forward pass and/or the variance */
 };
 
+/* Starts the workers, with every buffer they will use (network workspaces, grey images)
+ * allocated here.  BLURD_EINVAL for options out of range or the network asked for without a
+ * model; BLURD_ENOMEM.  On failure *out is NULL. */
 int blurd_pipeline_create(blurd_pipeline **out, const struct blurd_pipeline_options *options,
                           char *err);
 

@@ -11,10 +11,11 @@
  *     height        INTEGER,
  *     format        TEXT,             -- jpeg, png, ...
  *     p_blurred     REAL,             -- model probability that the image is blurred
+ *                                     -- (NULL for the Laplacian method: no probability)
  *     verdict       TEXT,             -- 'blurred', 'clear', or NULL on error
- *     model_hash    TEXT,             -- SHA-256 of the model file
- *     model_name    TEXT,
- *     input_mode    TEXT,             -- 'tiles' or 'resize'
+ *     model_hash    TEXT,             -- SHA-256 of the model file (NULL: Laplacian)
+ *     model_name    TEXT,             -- 'laplacian' for the Laplacian method
+ *     input_mode    TEXT,             -- 'tiles', 'resize' or 'laplacian'
  *     classified_at TEXT,             -- UTC, ISO 8601 with milliseconds: 2024-05-01T09:30:12.345Z
  *     milliseconds  REAL,             -- decode + network time
  *     moved_to      TEXT,             -- where the file was moved, if it was
@@ -68,7 +69,8 @@ struct blurd_store_row {
     int64_t mtime_ns;
     int width, height; /* 0 or below stores NULL (not decoded) */
     const char *format;
-    double p_blurred;    /* ignored (NULL stored) when verdict is NULL */
+    double p_blurred;    /* ignored (NULL stored) when verdict is NULL; NaN stores NULL: a
+                            verdict without a probability (the Laplacian method) */
     const char *verdict; /* "blurred", "clear", or NULL when `error` says why not */
     const char *model_hash;
     const char *model_name;
