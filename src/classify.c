@@ -272,24 +272,17 @@ static int store_result(struct run *run, const struct blurd_result *r, char *err
     const char *verdict = NULL;
     if (r->status == 0)
         verdict = is_blurred(run, r->p_blurred, r->laplacian_variance) ? "blurred" : "clear";
-    struct blurd_store_row row = {
-        .path = absolute,
-        .size = have_stat ? (int64_t)st.st_size : -1,
-        .mtime_ns = have_stat ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : 0,
-        .width = r->info.width,
-        .height = r->info.height,
-        .format = r->info.format[0] ? r->info.format : NULL,
-        /* The Laplacian's variance is no probability: NULL (NaN), not a number a query on
-         * p_blurred would misread.  The schema has no column for it. */
-        .p_blurred = run->laplacian ? (double)NAN : (double)r->p_blurred,
-        .verdict = verdict,
-        .model_hash = run->laplacian ? NULL : blurd_model_hash(run->model),
-        .model_name = run->laplacian ? "laplacian" : blurd_model_name(run->model),
-        .input_mode = run->input_name,
-        .milliseconds = r->decode_ms + r->network_ms,
-        .moved_to = NULL,
-        .error = r->status != 0 ? r->error : NULL,
-    };
+    struct blurd_store_row row;
+    blurd_pipeline_row(r, absolute, have_stat ? &st : NULL, &row);
+    /* The Laplacian's variance is no probability: NULL (NaN), not a number a query on
+     * p_blurred would misread.  The schema has no column for it. */
+    if (run->laplacian)
+        row.p_blurred = (double)NAN;
+    row.verdict = verdict;
+    row.model_hash = run->laplacian ? NULL : blurd_model_hash(run->model);
+    row.model_name = run->laplacian ? "laplacian" : blurd_model_name(run->model);
+    row.input_mode = run->input_name;
+    row.error = r->status != 0 ? r->error : NULL;
     int rc = 0;
     if (run->rows_in_transaction == 0)
         rc = blurd_store_begin(run->store, err);

@@ -208,24 +208,13 @@ static void put_row(struct daemon *d, const struct blurd_result *r, const char *
                     const struct stat *st, const char *error)
 {
     char err[BLURD_ERR_LEN];
-    const struct blurd_preprocess *pre = blurd_model_preprocess(d->model);
-    enum blurd_input_mode input =
-        d->config.input >= 0 ? (enum blurd_input_mode)d->config.input : pre->input;
-    struct blurd_store_row row = {
-        .path = r->path,
-        .size = st != NULL ? (int64_t)st->st_size : -1,
-        .mtime_ns = st != NULL ? (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec : 0,
-        .width = r->info.width,
-        .height = r->info.height,
-        .format = r->info.format[0] ? r->info.format : NULL,
-        .p_blurred = (double)r->p_blurred,
-        .verdict = verdict,
-        .model_hash = blurd_model_hash(d->model),
-        .model_name = blurd_model_name(d->model),
-        .input_mode = input == BLURD_INPUT_TILES ? "tiles" : "resize",
-        .milliseconds = r->decode_ms + r->network_ms,
-        .error = error,
-    };
+    struct blurd_store_row row;
+    blurd_pipeline_row(r, r->path, st, &row);
+    row.verdict = verdict;
+    row.model_hash = blurd_model_hash(d->model);
+    row.model_name = blurd_model_name(d->model);
+    row.input_mode = input_mode(d) == BLURD_INPUT_TILES ? "tiles" : "resize";
+    row.error = error;
     if (d->rows_in_transaction == 0 && blurd_store_begin(d->store, err) != 0) {
         blurd_log_error("%s", err);
         return;

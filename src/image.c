@@ -200,6 +200,22 @@ static int open_image_file(const char *path, int *out_fd, char *err)
     return 0;
 }
 
+/* Opens `path` as in open_image_file and wraps it in a libvips source (owned by the
+ * caller: g_object_unref). */
+static int open_image_source(const char *path, VipsSource **out, char *err)
+{
+    int fd = -1;
+    int rc = open_image_file(path, &fd, err);
+    if (rc != 0)
+        return rc;
+    /* The source works on its own dup of the descriptor. */
+    *out = vips_source_new_from_descriptor(fd);
+    close(fd);
+    if (*out == NULL)
+        return vips_failure(err, BLURD_EIO, path, "cannot read");
+    return 0;
+}
+
 /* From the loader's class name (as vips_foreign_find_load_source returns it) to blurd's
  * format name in `format`.  Returns 0, or BLURD_ENOTIMAGE with `err` filled when the
  * format is not one blurd accepts or its loader is blocked. */
@@ -587,15 +603,9 @@ int blurd_image_load(const char *path, const struct blurd_image_options *options
     if (rc != 0)
         return rc;
 
-    int fd = -1;
-    rc = open_image_file(path, &fd, err);
-    if (rc != 0)
+    VipsSource *source;
+    if ((rc = open_image_source(path, &source, err)) != 0)
         return rc;
-    /* The source works on its own dup of the descriptor. */
-    VipsSource *source = vips_source_new_from_descriptor(fd);
-    close(fd);
-    if (source == NULL)
-        return vips_failure(err, BLURD_EIO, path, "cannot read");
     rc = decode(source, path, options, inputs, info, err);
     g_object_unref(source);
     return rc;
@@ -668,14 +678,9 @@ int blurd_image_load_grey(const char *path, int max_side, uint64_t max_pixels, u
     if (rc != 0)
         return rc;
 
-    int fd = -1;
-    rc = open_image_file(path, &fd, err);
-    if (rc != 0)
+    VipsSource *source;
+    if ((rc = open_image_source(path, &source, err)) != 0)
         return rc;
-    VipsSource *source = vips_source_new_from_descriptor(fd);
-    close(fd);
-    if (source == NULL)
-        return vips_failure(err, BLURD_EIO, path, "cannot read");
     rc = decode_grey(source, path, max_side, max_pixels, luma, capacity, width, height, info, err);
     g_object_unref(source);
     return rc;

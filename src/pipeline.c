@@ -205,6 +205,21 @@ static void *worker_main(void *arg)
     }
 }
 
+void blurd_pipeline_row(const struct blurd_result *result, const char *path, const struct stat *st,
+                        struct blurd_store_row *row)
+{
+    *row = (struct blurd_store_row){
+        .path = path,
+        .size = st != NULL ? (int64_t)st->st_size : -1,
+        .mtime_ns = st != NULL ? (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec : 0,
+        .width = result->info.width,
+        .height = result->info.height,
+        .format = result->info.format[0] ? result->info.format : NULL,
+        .p_blurred = (double)result->p_blurred,
+        .milliseconds = result->decode_ms + result->network_ms,
+    };
+}
+
 static int fifo_init(struct fifo *f, int capacity)
 {
     f->items = calloc((size_t)capacity, sizeof(int));

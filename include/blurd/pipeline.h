@@ -16,10 +16,12 @@
 #include "blurd/error.h"
 #include "blurd/image.h"
 #include "blurd/model.h"
+#include "blurd/store.h"
 
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 typedef struct blurd_pipeline blurd_pipeline;
 
@@ -94,5 +96,12 @@ size_t blurd_pipeline_in_flight(const blurd_pipeline *pipeline);
  * front of a soft background is a clear photo - while averaging a few tiles keeps one
  * noisy tile from deciding alone. */
 float blurd_pipeline_combine_tiles(const float *p_blurred, int count);
+
+/* Fills the fields of a database row that a result determines: path (`path`, borrowed),
+ * size and modification time (from `st`; unknown when NULL), width, height, format,
+ * p_blurred and milliseconds.  The rest (verdict, model, input mode, moved_to, error) is
+ * cleared for the caller to set. */
+void blurd_pipeline_row(const struct blurd_result *result, const char *path, const struct stat *st,
+                        struct blurd_store_row *row);
 
 #endif
