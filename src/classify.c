@@ -335,19 +335,6 @@ static void record_result(struct run *run, const struct blurd_result *r)
     }
 }
 
-static int open_model(const struct blurd_classify_options *options, blurd_model **model, char *err)
-{
-    char default_path[PATH_MAX];
-    const char *path = options->model_path;
-    if (path == NULL) {
-        int rc = blurd_model_find_default(default_path, err);
-        if (rc != 0)
-            return rc;
-        path = default_path;
-    }
-    return blurd_model_load(model, path, err);
-}
-
 int blurd_classify_run(const struct blurd_classify_options *options,
                        struct blurd_classify_summary *summary, char *err)
 {
@@ -365,7 +352,7 @@ int blurd_classify_run(const struct blurd_classify_options *options,
                                       : BLURD_LAPLACIAN_DEFAULT_THRESHOLD;
         run.input_name = "laplacian";
     } else {
-        if ((rc = open_model(options, &model, err)) != 0)
+        if ((rc = blurd_model_load_or_default(&model, options->model_path, err)) != 0)
             return rc;
         run.model = model;
         const struct blurd_preprocess *pre = blurd_model_preprocess(model);

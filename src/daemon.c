@@ -176,15 +176,6 @@ static const struct root *root_of(const struct daemon *d, const char *path)
     return best;
 }
 
-static int load_model(const struct blurd_config *config, blurd_model **model, char *err)
-{
-    char path[PATH_MAX];
-    if (config->model_path != NULL)
-        return blurd_model_load(model, config->model_path, err);
-    int rc = blurd_model_find_default(path, err);
-    return rc != 0 ? rc : blurd_model_load(model, path, err);
-}
-
 /* ---- recording and sorting results ------------------------------------------------ */
 
 static void commit(struct daemon *d)
@@ -505,7 +496,7 @@ static void do_reload(struct daemon *d)
         blurd_log_error("reload: %s; keeping the running configuration", err);
         return;
     }
-    if (load_model(&config, &model, err) != 0) {
+    if (blurd_model_load_or_default(&model, config.model_path, err) != 0) {
         blurd_log_error("reload: %s; keeping the running configuration", err);
         blurd_config_free(&config);
         return;
@@ -577,7 +568,7 @@ static int open_everything(struct daemon *d, char *err)
     blurd_log_set_level((enum blurd_log_level)d->config.log_level);
     if ((rc = blurd_image_init("blurd", err)) != 0)
         return rc;
-    if ((rc = load_model(&d->config, &d->model, err)) != 0)
+    if ((rc = blurd_model_load_or_default(&d->model, d->config.model_path, err)) != 0)
         return rc;
     if ((rc = blurd_store_open(&d->store, d->config.database, err)) != 0)
         return rc;

@@ -382,19 +382,6 @@ static int print_json(const struct eval *e, const struct report *model,
 
 /* ---- the run ---------------------------------------------------------------------- */
 
-static int load_model(const struct blurd_eval_options *options, blurd_model **model, char *err)
-{
-    char default_path[PATH_MAX];
-    const char *path = options->model_path;
-    if (path == NULL) {
-        int rc = blurd_model_find_default(default_path, err);
-        if (rc != 0)
-            return rc;
-        path = default_path;
-    }
-    return blurd_model_load(model, path, err);
-}
-
 /* Every class judged at least once, else an error naming the folder whose images all
  * failed. */
 static int check_judged(const struct eval *e, char *err)
@@ -429,7 +416,7 @@ int blurd_eval_run(const struct blurd_eval_options *options, struct blurd_eval_s
     /* The data first: a missing folder is the likelier mistake, and costs nothing to find. */
     int rc = blurd_dataset_read(&e.dataset, e.data_dir, err);
     if (rc == 0)
-        rc = load_model(options, &e.model, err);
+        rc = blurd_model_load_or_default(&e.model, options->model_path, err);
     if (rc != 0)
         goto done;
 

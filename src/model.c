@@ -1268,3 +1268,16 @@ int blurd_model_find_default(char *path, char *err)
                            "%s/models/default.safetensors exists; name one with --model FILE",
                            BLURD_DATADIR);
 }
+
+int blurd_model_load_or_default(blurd_model **out, const char *path, char *err)
+{
+    char default_path[PATH_MAX];
+    if (path == NULL) {
+        *out = NULL;
+        int rc = blurd_model_find_default(default_path, err);
+        if (rc != 0)
+            return rc;
+        path = default_path;
+    }
+    return blurd_model_load(out, path, err);
+}

@@ -75,6 +75,9 @@ void blurd_model_free(blurd_model *model); /* NULL is a no-op */
  * `err`) if none does. */
 int blurd_model_find_default(char *path, char *err);
 
+/* Loads `path`, or when it is NULL the default model (blurd_model_find_default). */
+int blurd_model_load_or_default(blurd_model **out, const char *path, char *err);
+
 /* The network (owned by the model). */
 blurd_net *blurd_model_net(const blurd_model *model);
 
