@@ -12,6 +12,7 @@
 #include "blurd/log.h"
 #include "blurd/model.h"
 #include "blurd/pipeline.h"
+#include "blurd/progress.h"
 #include "blurd/store.h"
 
 #include <errno.h>
@@ -56,8 +57,8 @@ struct run {
     blurd_store *store;
     size_t rows_in_transaction;
     struct blurd_classify_summary *summary;
-    bool progress;
-    double start, last_progress;
+    struct blurd_progress progress;
+    double start;
     size_t finished;
     bool json_first;
 };
@@ -86,33 +87,6 @@ static bool is_blurred(const struct run *run, float p_blurred, double variance)
 }
 
 /* ---- output ----------------------------------------------------------------------- */
-
-static void clear_progress(struct run *run)
-{
-    if (run->progress)
-        fputs("\r\033[K", stderr);
-}
-
-static void show_progress(struct run *run, bool force)
-{
-    if (!run->progress)
-        return;
-    double t = now_seconds();
-    if (!force && t - run->last_progress < 0.1)
-        return;
-    run->last_progress = t;
-    size_t total = run->files.count, done = run->finished;
-    double elapsed = t - run->start, rate = elapsed > 0.0 ? (double)done / elapsed : 0.0;
-    int width = 30, filled = total ? (int)((double)width * (double)done / (double)total) : width;
-    char bar[64];
-    for (int i = 0; i < width; i++)
-        bar[i] = i < filled ? '#' : '.';
-    bar[width] = '\0';
-    long eta = rate > 0.0 ? (long)((double)(total - done) / rate + 0.5) : 0;
-    fprintf(stderr, "\r\033[K%zu/%zu [%s] %3.0f%%  %.1f images/s  ETA %ld:%02ld", done, total, bar,
-            total ? 100.0 * (double)done / (double)total : 100.0, rate, eta / 60, eta % 60);
-    fflush(stderr);
-}
 
 /* CSV field quoting (RFC 4180): quote when the field holds a comma, quote or line break. */
 static void print_csv_field(const char *text)
@@ -246,7 +220,7 @@ static void print_ready(struct run *run)
         struct outcome *o = &run->outcomes[run->next_to_print];
         const char *path = run->files.paths[run->next_to_print];
         if (!printed)
-            clear_progress(run);
+            blurd_progress_clear(&run->progress);
         printed = true;
         if (o->status == 0)
             print_record(run, path, o);
@@ -400,7 +374,7 @@ int blurd_classify_run(const struct blurd_classify_options *options,
     if ((rc = blurd_pipeline_create(&pipeline, &pipeline_options, err)) != 0)
         goto done;
 
-    run.progress = options->progress > 0 || (options->progress < 0 && isatty(STDERR_FILENO));
+    blurd_progress_start(&run.progress, options->progress, "images");
     struct sigaction action = {.sa_handler = on_stop_signal}, old_int, old_term;
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, &old_int);
@@ -436,12 +410,12 @@ int blurd_classify_run(const struct blurd_classify_options *options,
             break; /* nothing in flight: all submitted work is collected */
         record_result(&run, result);
         print_ready(&run);
-        show_progress(&run, false);
+        blurd_progress_show(&run.progress, run.finished, run.files.count, 0);
     }
     /* Interrupted runs leave the unsubmitted files unprinted; mark them so order holds. */
     summary->interrupted = submitted < run.files.count;
     print_ready(&run);
-    clear_progress(&run);
+    blurd_progress_clear(&run.progress);
     print_footer(&run);
     free(result);
 

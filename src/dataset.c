@@ -48,6 +48,7 @@
 #include "blurd/error.h"
 #include "blurd/image.h"
 #include "blurd/log.h"
+#include "blurd/progress.h"
 
 #include <vips/vips.h>
 
@@ -1371,8 +1372,7 @@ struct synth {
     char *folders[BLURD_DATASET_CLASSES];
     int digits;
     struct row *rows; /* [label * count + sample] */
-    bool progress;
-    double start, last_progress;
+    struct blurd_progress progress;
     size_t done;
 };
 
@@ -1381,19 +1381,6 @@ static double now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void show_progress(struct synth *run, bool force)
-{
-    if (!run->progress)
-        return;
-    double t = now_seconds();
-    if (!force && t - run->last_progress < 0.1)
-        return;
-    run->last_progress = t;
-    size_t total = 2 * (size_t)run->options->count;
-    fprintf(stderr, "\r\033[Ksynth: %zu/%zu images", run->done, total);
-    fflush(stderr);
 }
 
 /* Makes, encodes and writes image (sample, label) from `photo`. */
@@ -1627,7 +1614,7 @@ static int run_synth(struct synth *run, char *err)
 
     /* Photo u makes samples u, u + M, u + 2M...; each photo is decoded once for all of
      * them.  Kernels rotate one place per round so each photo gets each kind. */
-    show_progress(run, true);
+    blurd_progress_show(&run->progress, run->done, 2 * (size_t)run->options->count, 1);
     for (size_t u = 0; u < usable_count && u < count && rc == 0; u++) {
         size_t p = usable[u];
         char *path = join_path(options->sharp_dir, run->photos.names[p]);
@@ -1651,14 +1638,13 @@ static int run_synth(struct synth *run, char *err)
             for (int label = 0; label < BLURD_DATASET_CLASSES && rc == 0; label++) {
                 rc = make_image(run, &photo, p, i, label, kernel, err);
                 run->done++;
-                show_progress(run, false);
+                blurd_progress_show(&run->progress, run->done, 2 * (size_t)run->options->count, 0);
             }
         }
         photo_free(&photo);
     }
     free(usable);
-    if (run->progress)
-        fputs("\r\033[K", stderr);
+    blurd_progress_clear(&run->progress);
     if (rc == 0)
         rc = write_labels(run, err);
     return rc;
@@ -1684,13 +1670,12 @@ int blurd_synth_run(const struct blurd_synth_options *options, struct blurd_synt
     memset(&run, 0, sizeof run);
     run.options = options;
     run.summary = summary;
-    run.progress = options->progress > 0 || (options->progress < 0 && isatty(STDERR_FILENO));
-    run.start = now_seconds();
+    blurd_progress_start(&run.progress, options->progress, "images");
     rc = run_synth(&run, err);
     name_list_clear(&run.photos);
     for (int label = 0; label < BLURD_DATASET_CLASSES; label++)
         free(run.folders[label]);
     free(run.rows);
-    summary->seconds = now_seconds() - run.start;
+    summary->seconds = now_seconds() - run.progress.start;
     return rc;
 }

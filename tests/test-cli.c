@@ -316,3 +316,23 @@ TEST_IMPL(cli_classify_sample_data)
     ASSERT_CONTAINS(err, " 0 failed");
     return 0;
 }
+
+TEST_IMPL(cli_classify_progress_line_only_when_asked)
+{
+    char *model = make_model("m.safetensors");
+    char *photos = make_photos();
+    int status;
+    char args[2048], *err, *out;
+    snprintf(args, sizeof args, "classify -m '%s' --progress '%s'", model, photos);
+    status = blurd(args, &out, &err);
+    ASSERT_INT_EQ(status, 0);
+    ASSERT_CONTAINS(err, "/3 [");
+    ASSERT_CONTAINS(err, "images/s  ETA");
+    ASSERT(strstr(out, "ETA") == NULL); /* never mixed into the results */
+    /* stderr is a file here, not a terminal: no progress by default */
+    snprintf(args, sizeof args, "classify -m '%s' '%s'", model, photos);
+    status = blurd(args, &out, &err);
+    ASSERT_INT_EQ(status, 0);
+    ASSERT(strstr(err, "ETA") == NULL);
+    return 0;
+}

@@ -171,6 +171,7 @@
     X(cli_classify_corrupt_model_is_refused)                      \
     X(cli_classify_files_from_stdin_and_database)                 \
     X(cli_classify_sample_data)                                   \
+    X(cli_classify_progress_line_only_when_asked)                 \
     /* eval (end to end, the real binary) */                      \
     X(eval_classify_laplacian_needs_no_model)                     \
     X(eval_model_and_laplacian_side_by_side)                      \
