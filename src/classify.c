@@ -123,6 +123,18 @@ static void print_laplacian_header(const struct run *run)
     }
 }
 
+/* Prints one JSON array element (and takes ownership of `record`, which may be NULL when
+ * jansson ran out of memory: then nothing is printed). */
+static void print_json_record(struct run *run, json_t *record)
+{
+    char *text = record ? json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (text != NULL)
+        printf("%s\n%s", run->json_first ? "" : ",", text);
+    run->json_first = false;
+    free(text);
+    json_decref(record);
+}
+
 static void print_laplacian_record(struct run *run, const char *path, const struct outcome *o)
 {
     const char *verdict = is_blurred(run, 0.0f, o->variance) ? "blurred" : "clear";
@@ -141,12 +153,7 @@ static void print_laplacian_record(struct run *run, const char *path, const stru
             json_pack("{s:s, s:s, s:n, s:n, s:i, s:i, s:f, s:f}", "path", path, "verdict", verdict,
                       "p_blurred", "p_clear", "width", o->width, "height", o->height,
                       "milliseconds", (double)o->milliseconds, "score", o->variance);
-        char *text = record ? json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-        if (text != NULL)
-            printf("%s\n%s", run->json_first ? "" : ",", text);
-        run->json_first = false;
-        free(text);
-        json_decref(record);
+        print_json_record(run, record);
         break;
     }
     }
@@ -194,12 +201,7 @@ static void print_record(struct run *run, const char *path, const struct outcome
         json_t *record = json_pack("{s:s, s:s, s:f, s:f, s:i, s:i, s:f}", "path", path, "verdict",
                                    verdict, "p_blurred", p, "p_clear", q, "width", o->width,
                                    "height", o->height, "milliseconds", (double)o->milliseconds);
-        char *text = record ? json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-        if (text != NULL)
-            printf("%s\n%s", run->json_first ? "" : ",", text);
-        run->json_first = false;
-        free(text);
-        json_decref(record);
+        print_json_record(run, record);
         break;
     }
     }
