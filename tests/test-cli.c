@@ -8,23 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* A small network with the default input and a real model file: fast, and everything
- * around the network (decode, tiles, output, database) is exercised for real. */
-#define SMALL_SPEC                                                          \
-    "input 200 200 3; conv 4 3 relu; maxpool 2; conv 4 3 relu; maxpool 2; " \
-    "flatten; dense 8 relu; dense 2 softmax"
-
-static char *make_model(const char *name)
-{
-    char *path = test_path(name);
-    char err[BLURD_ERR_LEN];
-    blurd_model *model;
-    ASSERT_INT_EQ(blurd_model_create(&model, SMALL_SPEC, 7, err), 0);
-    ASSERT_INT_EQ(blurd_model_save(model, path, 0, err), 0);
-    blurd_model_free(model);
-    return path;
-}
-
 /* Runs `vips ARGS` to make a test image; fails the test if vips fails. */
 static void vips(const char *args)
 {
@@ -77,43 +60,34 @@ static void drop_last_csv_field(char *text)
     *out = '\0';
 }
 
-/* Runs blurd with `args` in the test's folder, with no default model in reach. */
-static int blurd(const char *args, char **out, char **err)
-{
-    char command[4096];
-    snprintf(command, sizeof command, "cd '%s' && BLURD_MODEL= '%s' %s", test_tmpdir(),
-             test_blurd_binary(), args);
-    return test_run(command, out, err);
-}
-
 TEST_IMPL(cli_help_version_and_usage_errors)
 {
     int status;
     char *err, *out;
-    status = blurd("--version", &out, &err);
+    status = test_blurd("--version", &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "blurd ");
-    status = blurd("--help", &out, &err);
+    status = test_blurd("--help", &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "classify");
-    status = blurd("classify --help", &out, &err);
+    status = test_blurd("classify --help", &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "--files-from");
-    status = blurd("model info --help", &out, &err);
+    status = test_blurd("model info --help", &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "--arch default");
 
-    status = blurd("frobnicate", &out, &err);
+    status = test_blurd("frobnicate", &out, &err);
     ASSERT_INT_EQ(status, 2);
     ASSERT_CONTAINS(err, "unknown command 'frobnicate'");
-    status = blurd("classify", &out, &err);
+    status = test_blurd("classify", &out, &err);
     ASSERT_INT_EQ(status, 2);
-    status = blurd("classify --format xml x.jpg", &out, &err);
+    status = test_blurd("classify --format xml x.jpg", &out, &err);
     ASSERT_INT_EQ(status, 2);
     ASSERT_CONTAINS(err, "--format must be");
-    status = blurd("classify --threshold 1.5 x.jpg", &out, &err);
+    status = test_blurd("classify --threshold 1.5 x.jpg", &out, &err);
     ASSERT_INT_EQ(status, 2);
-    status = blurd("classify --jobs 0 x.jpg", &out, &err);
+    status = test_blurd("classify --jobs 0 x.jpg", &out, &err);
     ASSERT_INT_EQ(status, 2);
     return 0;
 }
@@ -122,16 +96,16 @@ TEST_IMPL(cli_model_info_default_architecture)
 {
     int status;
     char *err, *out;
-    status = blurd("model info --arch default", &out, &err);
+    status = test_blurd("model info --arch default", &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "parameters: 6,789,168");
     ASSERT_CONTAINS(out, "10x10x256");
     ASSERT_CONTAINS(out, "1x1x25600");
 
-    char *model = make_model("small.safetensors");
+    char *model = test_small_model("small.safetensors", 7);
     char args[1024];
     snprintf(args, sizeof args, "model info '%s'", model);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "sha256:");
     ASSERT_CONTAINS(out, "blurd.input");
@@ -145,7 +119,7 @@ TEST_IMPL(cli_classify_without_model_says_so)
     char args[1024];
     snprintf(args, sizeof args, "classify '%s'", photos);
     char *err, *out;
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 2);
     ASSERT_CONTAINS(err, "models/default.safetensors");
     ASSERT_CONTAINS(err, "--model");
@@ -155,14 +129,14 @@ TEST_IMPL(cli_classify_without_model_says_so)
 
 TEST_IMPL(cli_classify_formats_and_order)
 {
-    char *model = make_model("m.safetensors");
+    char *model = test_small_model("m.safetensors", 7);
     char *photos = make_photos();
     int status;
     char args[2048], *err, *out;
 
     /* table: a header, then one line per image, in name order */
     snprintf(args, sizeof args, "classify -m '%s' -j 2 '%s'", model, photos);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_INT_EQ(count_lines(out), 4);
     ASSERT(strstr(out, "a.jpg") < strstr(out, "b.png"));
@@ -172,14 +146,14 @@ TEST_IMPL(cli_classify_formats_and_order)
 
     /* csv */
     snprintf(args, sizeof args, "classify -m '%s' --format csv -i resize '%s'", model, photos);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "path,verdict,p_blurred,p_clear,width,height,milliseconds\n");
     ASSERT_INT_EQ(count_lines(out), 4);
 
     /* json: a valid array of 3 records whose probabilities add up to 1 */
     snprintf(args, sizeof args, "classify -m '%s' --format json '%s'", model, photos);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     json_error_t json_err;
     json_t *records = json_loads(out, 0, &json_err);
@@ -198,10 +172,10 @@ TEST_IMPL(cli_classify_formats_and_order)
     /* the same verdicts whatever the number of jobs */
     snprintf(args, sizeof args, "classify -m '%s' -f csv -j 1 '%s'", model, photos);
     char *one_job;
-    status = blurd(args, &one_job, &err);
+    status = test_blurd(args, &one_job, &err);
     snprintf(args, sizeof args, "classify -m '%s' -f csv -j 3 '%s'", model, photos);
     char *three_jobs;
-    status = blurd(args, &three_jobs, &err);
+    status = test_blurd(args, &three_jobs, &err);
     /* milliseconds differ from run to run; compare everything before them */
     drop_last_csv_field(one_job);
     drop_last_csv_field(three_jobs);
@@ -211,7 +185,7 @@ TEST_IMPL(cli_classify_formats_and_order)
 
 TEST_IMPL(cli_classify_bad_files_are_reported_and_skipped)
 {
-    char *model = make_model("m.safetensors");
+    char *model = test_small_model("m.safetensors", 7);
     char *photos = make_photos();
     char path[2048];
     snprintf(path, sizeof path, "%s/empty.jpg", photos);
@@ -232,7 +206,7 @@ TEST_IMPL(cli_classify_bad_files_are_reported_and_skipped)
     int status;
     char args[2048], *err, *out;
     snprintf(args, sizeof args, "classify -m '%s' '%s' '%s/missing.jpg'", model, photos, photos);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 1);
     ASSERT_INT_EQ(count_lines(out), 4); /* header + the three good images */
     ASSERT_CONTAINS(err, "empty.jpg");
@@ -247,7 +221,7 @@ TEST_IMPL(cli_classify_bad_files_are_reported_and_skipped)
 
 TEST_IMPL(cli_classify_corrupt_model_is_refused)
 {
-    char *model = make_model("m.safetensors");
+    char *model = test_small_model("m.safetensors", 7);
     size_t n;
     char *bytes = test_read_file(model, &n);
     char *cut = test_path("cut.safetensors");
@@ -257,7 +231,7 @@ TEST_IMPL(cli_classify_corrupt_model_is_refused)
     char args[2048], *err;
     snprintf(args, sizeof args, "classify -m '%s' '%s'", cut, photos);
     char *out;
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 2);
     ASSERT_CONTAINS(err, "cut.safetensors");
     ASSERT_INT_EQ(count_lines(err), 1);
@@ -267,7 +241,7 @@ TEST_IMPL(cli_classify_corrupt_model_is_refused)
 
 TEST_IMPL(cli_classify_files_from_stdin_and_database)
 {
-    char *model = make_model("m.safetensors");
+    char *model = test_small_model("m.safetensors", 7);
     char *photos = make_photos();
     char *db = test_path("results.db");
     int status;
@@ -303,12 +277,12 @@ TEST_IMPL(cli_classify_sample_data)
 {
     /* The shipped samples decode and are judged, every one (the verdicts of an untrained
      * model mean nothing; that they all come out does). */
-    char *model = make_model("m.safetensors");
+    char *model = test_small_model("m.safetensors", 7);
     int status;
     char args[2048], *err, *out;
     snprintf(args, sizeof args, "classify -m '%s' -r -f csv '%s/data/samples'", model,
              test_source_dir());
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT(count_lines(out) >= 9);
     ASSERT_CONTAINS(out, "/Blurred/");
@@ -319,19 +293,19 @@ TEST_IMPL(cli_classify_sample_data)
 
 TEST_IMPL(cli_classify_progress_line_only_when_asked)
 {
-    char *model = make_model("m.safetensors");
+    char *model = test_small_model("m.safetensors", 7);
     char *photos = make_photos();
     int status;
     char args[2048], *err, *out;
     snprintf(args, sizeof args, "classify -m '%s' --progress '%s'", model, photos);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(err, "/3 [");
     ASSERT_CONTAINS(err, "images/s  ETA");
     ASSERT(strstr(out, "ETA") == NULL); /* never mixed into the results */
     /* stderr is a file here, not a terminal: no progress by default */
     snprintf(args, sizeof args, "classify -m '%s' '%s'", model, photos);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT(strstr(err, "ETA") == NULL);
     return 0;

@@ -18,10 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SMALL_SPEC                                                          \
-    "input 200 200 3; conv 4 3 relu; maxpool 2; conv 4 3 relu; maxpool 2; " \
-    "flatten; dense 8 relu; dense 2 softmax"
-
 /* Generous: a loaded CI machine may be slow, and a poll ends as soon as it can. */
 #define WAIT_SECONDS 120.0
 
@@ -41,17 +37,6 @@ static void pause_seconds(double seconds)
 {
     struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
     nanosleep(&ts, NULL);
-}
-
-static char *make_model(void)
-{
-    char *path = test_path("model.safetensors");
-    char err[BLURD_ERR_LEN];
-    blurd_model *model;
-    ASSERT_INT_EQ(blurd_model_create(&model, SMALL_SPEC, 11, err), 0);
-    ASSERT_INT_EQ(blurd_model_save(model, path, 0, err), 0);
-    blurd_model_free(model);
-    return path;
 }
 
 static char *make_dir(const char *name)
@@ -203,7 +188,8 @@ static const char *daemon_args(const char *model, const char *inbox, const char 
 
 TEST_IMPL(daemon_judges_copies_moves_and_renamed_uploads)
 {
-    char *model = make_model(), *inbox = make_dir("inbox"), *outside = make_dir("outside");
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *outside = make_dir("outside");
     char *db = test_path("blurd.db");
     size_t n;
     char *bytes = photo_bytes(1, &n);
@@ -237,7 +223,8 @@ TEST_IMPL(daemon_judges_copies_moves_and_renamed_uploads)
 
 TEST_IMPL(daemon_slow_writer_is_judged_once_after_close)
 {
-    char *model = make_model(), *inbox = make_dir("inbox"), *db = test_path("blurd.db");
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *db = test_path("blurd.db");
     size_t n;
     char *bytes = photo_bytes(2, &n);
     struct daemon_process d = start_daemon(daemon_args(model, inbox, db, ""));
@@ -268,7 +255,8 @@ TEST_IMPL(daemon_slow_writer_is_judged_once_after_close)
 
 TEST_IMPL(daemon_burst_of_1000_files_and_nested_folders)
 {
-    char *model = make_model(), *inbox = make_dir("inbox"), *db = test_path("blurd.db");
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *db = test_path("blurd.db");
     size_t n;
     char *bytes = photo_bytes(3, &n);
     struct daemon_process d = start_daemon(daemon_args(model, inbox, db, ""));
@@ -302,7 +290,8 @@ TEST_IMPL(daemon_burst_of_1000_files_and_nested_folders)
 
 TEST_IMPL(daemon_catches_up_after_restart_and_skips_what_it_has)
 {
-    char *model = make_model(), *inbox = make_dir("inbox"), *db = test_path("blurd.db");
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *db = test_path("blurd.db");
     size_t n;
     char *bytes = photo_bytes(4, &n);
     char path[4096];
@@ -347,7 +336,8 @@ static char *contents_under(const char *dir)
 
 TEST_IMPL(daemon_kill_9_while_sorting_loses_and_duplicates_nothing)
 {
-    char *model = make_model(), *inbox = make_dir("inbox"), *db = test_path("blurd.db");
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *db = test_path("blurd.db");
     const int count = 150;
     char path[4096];
     for (int i = 0; i < count; i++) {
@@ -400,7 +390,8 @@ TEST_IMPL(daemon_kill_9_while_sorting_loses_and_duplicates_nothing)
 
 TEST_IMPL(daemon_reloads_on_sighup_and_keeps_working)
 {
-    char *model = make_model(), *inbox = make_dir("inbox"), *db = test_path("blurd.db");
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *db = test_path("blurd.db");
     char *config = test_path("blurd.conf");
     char text[4096];
     snprintf(text, sizeof text,
@@ -444,7 +435,8 @@ TEST_IMPL(daemon_reloads_on_sighup_and_keeps_working)
 
 TEST_IMPL(daemon_refuses_bad_configuration_and_missing_model)
 {
-    char *model = make_model(), *inbox = make_dir("inbox"), *db = test_path("blurd.db");
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *db = test_path("blurd.db");
     char *config = test_path("blurd.conf"), text[4096], command[8192], *err;
     snprintf(text, sizeof text, "[watch]\nfolder = %s\nsettle = soon\n", inbox);
     test_write_file(config, text, strlen(text));
@@ -517,7 +509,8 @@ TEST_IMPL(daemon_recovers_from_inotify_queue_overflow)
     atexit(restore_queue_limit);
     test_write_file(knob, "16\n", 3);
 
-    char *model = make_model(), *inbox = make_dir("inbox"), *db = test_path("blurd.db");
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *db = test_path("blurd.db");
     size_t n;
     char *bytes = photo_bytes(6, &n);
     struct daemon_process d = start_daemon(daemon_args(model, inbox, db, ""));

@@ -9,31 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* A small network with the default input: fast, and all around it real. */
-#define SMALL_SPEC                                                          \
-    "input 200 200 3; conv 4 3 relu; maxpool 2; conv 4 3 relu; maxpool 2; " \
-    "flatten; dense 8 relu; dense 2 softmax"
-
-static char *make_model(const char *name)
-{
-    char *path = test_path(name);
-    char err[BLURD_ERR_LEN];
-    blurd_model *model;
-    ASSERT_INT_EQ(blurd_model_create(&model, SMALL_SPEC, 7, err), 0);
-    ASSERT_INT_EQ(blurd_model_save(model, path, 0, err), 0);
-    blurd_model_free(model);
-    return path;
-}
-
-/* Runs blurd with `args` in the test's folder, with no default model in reach. */
-static int blurd(const char *args, char **out, char **err)
-{
-    char command[16384];
-    snprintf(command, sizeof command, "cd '%s' && BLURD_MODEL= '%s' %s", test_tmpdir(),
-             test_blurd_binary(), args);
-    return test_run(command, out, err);
-}
-
 static void shell_or_fail(const char *command)
 {
     char *err = NULL;
@@ -93,7 +68,7 @@ TEST_IMPL(eval_classify_laplacian_needs_no_model)
 
     /* table: the score in place of the probabilities */
     snprintf(args, sizeof args, "classify --method laplacian -r '%s'", samples);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_INT_EQ(count_lines(out), 13);
     ASSERT_CONTAINS(out, "score");
@@ -102,14 +77,14 @@ TEST_IMPL(eval_classify_laplacian_needs_no_model)
 
     /* CSV: the usual columns with the probabilities empty, and the score last */
     snprintf(args, sizeof args, "classify --method laplacian -r -f csv '%s'", samples);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "path,verdict,p_blurred,p_clear,width,height,milliseconds,score\n");
     ASSERT_CONTAINS(out, "/Blurred/coffee.jpg,blurred,,,600,400,");
 
     /* JSON: null probabilities, a numeric score; sharp photos score higher than blurred */
     snprintf(args, sizeof args, "classify --method laplacian -r -f json '%s'", samples);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     json_error_t json_err;
     json_t *records = json_loads(out, 0, &json_err);
@@ -136,18 +111,18 @@ TEST_IMPL(eval_classify_laplacian_needs_no_model)
     /* the threshold decides: nothing is below 0, everything below 1e9 */
     snprintf(args, sizeof args, "classify --method laplacian --laplacian-threshold 0 -r '%s'",
              samples);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_CONTAINS(err, "(0 blurred, 12 clear)");
     snprintf(args, sizeof args, "classify --method laplacian --laplacian-threshold 1e9 -r '%s'",
              samples);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_CONTAINS(err, "(12 blurred, 0 clear)");
 
     /* the database: a verdict, no probability, the method named, no model hash */
     char *db = test_path("results.db");
     snprintf(args, sizeof args, "classify --method laplacian -q --db '%s' '%s/Blurred'", db,
              samples);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     char command[4096];
     snprintf(command, sizeof command,
@@ -161,15 +136,15 @@ TEST_IMPL(eval_classify_laplacian_needs_no_model)
 
     /* the network's options with the Laplacian, and the other way round, are refused */
     snprintf(args, sizeof args, "classify --method laplacian --threshold 0.5 '%s'", samples);
-    ASSERT_INT_EQ(blurd(args, &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
     ASSERT_CONTAINS(err, "--laplacian-threshold");
     snprintf(args, sizeof args, "classify --laplacian-threshold 50 '%s'", samples);
-    ASSERT_INT_EQ(blurd(args, &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
     ASSERT_CONTAINS(err, "--method laplacian");
-    ASSERT_INT_EQ(blurd("classify --method sobel x.jpg", &out, &err), 2);
-    ASSERT_INT_EQ(blurd("classify --method laplacian --laplacian-threshold -1 x.jpg", &out, &err),
-                  2);
-    ASSERT_INT_EQ(blurd("classify --help", &out, &err), 0);
+    ASSERT_INT_EQ(test_blurd("classify --method sobel x.jpg", &out, &err), 2);
+    ASSERT_INT_EQ(
+        test_blurd("classify --method laplacian --laplacian-threshold -1 x.jpg", &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd("classify --help", &out, &err), 0);
     ASSERT_CONTAINS(out, "--method");
     ASSERT_CONTAINS(out, "rule of thumb");
     return 0;
@@ -177,13 +152,13 @@ TEST_IMPL(eval_classify_laplacian_needs_no_model)
 
 TEST_IMPL(eval_model_and_laplacian_side_by_side)
 {
-    char *model = make_model("m.safetensors");
+    char *model = test_small_model("m.safetensors", 7);
     char *data = make_data("DATA");
     int status;
     char args[4096], *out, *err;
 
     snprintf(args, sizeof args, "eval '%s' -m '%s' --compare laplacian -j 2", data, model);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "12 judged (6 blurred, 6 clear), 0 skipped");
     ASSERT_CONTAINS(out, "model");
@@ -196,7 +171,7 @@ TEST_IMPL(eval_model_and_laplacian_side_by_side)
     ASSERT_CONTAINS(out, "misjudged by the model");
 
     snprintf(args, sizeof args, "eval '%s' -m '%s' --compare laplacian -f json", data, model);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     json_error_t json_err;
     json_t *report = json_loads(out, 0, &json_err);
@@ -241,13 +216,13 @@ TEST_IMPL(eval_model_and_laplacian_side_by_side)
     snprintf(args, sizeof args,
              "classify --method laplacian --laplacian-threshold %.6f -r '%s' -f csv", threshold,
              data);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(err, "(5 blurred, 7 clear)");
 
     /* without --compare: the model alone, nothing fitted */
     snprintf(args, sizeof args, "eval '%s' --model '%s' --input resize", data, model);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "input resize");
     ASSERT(strstr(out, "fitted") == NULL);
@@ -260,7 +235,7 @@ static const char broken_jpeg[] = "\xff\xd8\xff\xe0 this is no JPEG";
 
 TEST_IMPL(eval_bad_data_and_usage)
 {
-    char *model = make_model("m.safetensors");
+    char *model = test_small_model("m.safetensors", 7);
     char *data = make_data("DATA");
     int status;
     char args[4096], path[4096], *out, *err;
@@ -271,7 +246,7 @@ TEST_IMPL(eval_bad_data_and_usage)
     snprintf(path, sizeof path, "%s/Undistorted/empty.png", data);
     test_write_file(path, "", 0);
     snprintf(args, sizeof args, "eval '%s' -m '%s' --compare laplacian", data, model);
-    status = blurd(args, &out, &err);
+    status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "12 judged (6 blurred, 6 clear), 2 skipped");
     ASSERT_CONTAINS(err, "broken.jpg");
@@ -280,7 +255,7 @@ TEST_IMPL(eval_bad_data_and_usage)
     /* DATA missing, a class folder missing, a class folder without images, a class whose
      * images all fail: exit 2 naming the folder, nothing on stdout */
     snprintf(args, sizeof args, "eval '%s/nowhere' -m '%s'", data, model);
-    ASSERT_INT_EQ(blurd(args, &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
     ASSERT_CONTAINS(err, "/nowhere");
     ASSERT_INT_EQ(strlen(out), 0);
 
@@ -289,7 +264,7 @@ TEST_IMPL(eval_bad_data_and_usage)
              lonely, data, lonely);
     shell_or_fail(args);
     snprintf(args, sizeof args, "eval '%s' -m '%s'", lonely, model);
-    ASSERT_INT_EQ(blurd(args, &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
     ASSERT_CONTAINS(err, "LONELY/Undistorted");
     ASSERT_INT_EQ(strlen(out), 0);
 
@@ -298,32 +273,32 @@ TEST_IMPL(eval_bad_data_and_usage)
     snprintf(path, sizeof path, "%s/Undistorted/notes.txt", lonely);
     test_write_file(path, "no photos here\n", 15);
     snprintf(args, sizeof args, "eval '%s' -m '%s'", lonely, model);
-    ASSERT_INT_EQ(blurd(args, &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
     ASSERT_CONTAINS(err, "LONELY/Undistorted: no image files");
 
     snprintf(path, sizeof path, "%s/Undistorted/broken.jpg", lonely);
     test_write_file(path, broken_jpeg, sizeof broken_jpeg - 1);
     snprintf(args, sizeof args, "eval '%s/' -m '%s'", lonely, model);
-    ASSERT_INT_EQ(blurd(args, &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
     ASSERT_CONTAINS(err, "broken.jpg");
     ASSERT_CONTAINS(err, "LONELY/Undistorted: no image could be read (1 tried)");
     ASSERT_INT_EQ(strlen(out), 0);
 
     /* no model: named as classify names it */
     snprintf(args, sizeof args, "eval '%s'", data);
-    ASSERT_INT_EQ(blurd(args, &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
     ASSERT_CONTAINS(err, "models/default.safetensors");
 
     /* usage */
-    ASSERT_INT_EQ(blurd("eval", &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd("eval", &out, &err), 2);
     ASSERT_CONTAINS(err, "DATA");
     snprintf(args, sizeof args, "eval '%s' -m '%s' --compare sobel", data, model);
-    ASSERT_INT_EQ(blurd(args, &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
     snprintf(args, sizeof args, "eval '%s' -m '%s' --format csv", data, model);
-    ASSERT_INT_EQ(blurd(args, &out, &err), 2);
-    ASSERT_INT_EQ(blurd("eval --help", &out, &err), 0);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
+    ASSERT_INT_EQ(test_blurd("eval --help", &out, &err), 0);
     ASSERT_CONTAINS(out, "--compare laplacian");
-    ASSERT_INT_EQ(blurd("--help", &out, &err), 0);
+    ASSERT_INT_EQ(test_blurd("--help", &out, &err), 0);
     ASSERT_CONTAINS(out, "eval DATA");
     return 0;
 }

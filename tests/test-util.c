@@ -1,6 +1,9 @@
 /* test-util.c - temporary directories, files and subprocesses for the tests. */
 #include "test.h"
 
+#include "blurd/error.h"
+#include "blurd/model.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -143,4 +146,29 @@ double test_normalised_error(const float *a, const float *b, size_t n)
             worst = isnan(d) ? (double)INFINITY : d;
     }
     return worst / scale;
+}
+
+char *test_small_model(const char *name, uint64_t seed)
+{
+    char *path = test_path(name);
+    char err[BLURD_ERR_LEN];
+    blurd_model *model;
+    if (blurd_model_create(&model, TEST_SMALL_SPEC, seed, err) != 0 ||
+        blurd_model_save(model, path, 0, err) != 0)
+        TEST_FAIL("cannot make a test model: %s", err);
+    blurd_model_free(model);
+    return path;
+}
+
+int test_blurd(const char *args, char **out, char **err)
+{
+    size_t n = strlen(args) + strlen(test_tmpdir()) + strlen(test_blurd_binary()) + 64;
+    char *command = malloc(n);
+    if (command == NULL)
+        TEST_FAIL("out of memory");
+    snprintf(command, n, "cd '%s' && BLURD_MODEL= '%s' %s", test_tmpdir(), test_blurd_binary(),
+             args);
+    int status = test_run(command, out, err);
+    free(command);
+    return status;
 }

@@ -83,6 +83,18 @@ const char *test_blurd_binary(void);
  * pointers when not wanted), and returns its exit status (or -1 if it did not exit). */
 int test_run(const char *command, char **out, char **err);
 
+/* A small network on the default 200x200x3 input, He-initialised from `seed` and saved as
+ * `name` in the test's folder: fast to run, while everything around the network (decode,
+ * tiles, output, database) is exercised for real.  Returns the path. */
+#define TEST_SMALL_SPEC                                                     \
+    "input 200 200 3; conv 4 3 relu; maxpool 2; conv 4 3 relu; maxpool 2; " \
+    "flatten; dense 8 relu; dense 2 softmax"
+char *test_small_model(const char *name, uint64_t seed);
+
+/* Runs the blurd binary with `args` in the test's folder, with no default model in reach
+ * (BLURD_MODEL empty); as test_run. */
+int test_blurd(const char *args, char **out, char **err);
+
 /* Deterministic pseudo-random numbers for test data. */
 uint64_t test_random_next(uint64_t *state);
 float test_random_uniform(uint64_t *state, float low, float high);
