@@ -95,9 +95,29 @@ struct daemon {
     struct counts counts;
 
     bool stopping;         /* SIGTERM/SIGINT: finishing what is in flight */
+    bool failed;           /* stopping because it cannot go on (exit with an error) */
+    bool watch_restarting; /* the watch is closing, to be started again (reload) */
     bool reload_requested; /* SIGHUP: draining the pipeline to swap configuration */
     bool handles_closed;
 };
+
+/* What a file looked like when it was queued: a result is only recorded if the file is
+ * still the same, since a verdict describes the content that was judged. */
+struct stamp {
+    int64_t size, mtime_ns;
+};
+
+static struct stamp stamp_of(const struct stat *st)
+{
+    return (struct stamp){(int64_t)st->st_size,
+                          (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec};
+}
+
+/* Images in the pipeline; 0 when there is none (after a failed reload). */
+static size_t in_flight(const struct daemon *d)
+{
+    return d->pipeline != NULL ? blurd_pipeline_in_flight(d->pipeline) : 0;
+}
 
 /* The watch's candidate filter takes no context; the daemon is one per process. */
 static const struct blurd_config *candidate_config;
@@ -206,10 +226,10 @@ static void put_row(struct daemon *d, const struct blurd_result *r, const char *
     row.model_name = blurd_model_name(d->model);
     row.input_mode = input_mode(d) == BLURD_INPUT_TILES ? "tiles" : "resize";
     row.error = error;
-    if (d->rows_in_transaction == 0 && blurd_store_begin(d->store, err) != 0) {
+    /* A failed begin (a commit that failed left its transaction open, say) must not cost
+     * the row: the put then joins the open transaction or commits on its own. */
+    if (d->rows_in_transaction == 0 && blurd_store_begin(d->store, err) != 0)
         blurd_log_error("%s", err);
-        return;
-    }
     if (blurd_store_put(d->store, &row, err) != 0)
         blurd_log_error("%s", err);
     if (++d->rows_in_transaction >= ROWS_PER_TRANSACTION)
@@ -222,15 +242,26 @@ static float threshold(const struct daemon *d)
                                        : blurd_model_preprocess(d->model)->threshold;
 }
 
-static void handle_result(struct daemon *d, const struct blurd_result *r)
+/* Records (and sorts) one result.  Returns true when the file changed while it was being
+ * judged (an upload still going on, a rewrite): then nothing is recorded and it is to be
+ * queued again. */
+static bool handle_result(struct daemon *d, const struct blurd_result *r)
 {
     struct stat st;
     bool have_stat = stat(r->path, &st) == 0;
+    const struct stamp *queued = g_hash_table_lookup(d->known, r->path);
+    if (have_stat && queued != NULL) {
+        struct stamp now = stamp_of(&st);
+        if (now.size != queued->size || now.mtime_ns != queued->mtime_ns) {
+            blurd_log_info("%s: changed while being judged; judging it again", r->path);
+            return true;
+        }
+    }
     if (r->status != 0) {
         d->counts.failed++;
         blurd_log_warning("%s", r->error);
         put_row(d, r, NULL, have_stat ? &st : NULL, r->error);
-        return;
+        return false;
     }
     bool blurred = r->p_blurred >= threshold(d);
     const char *verdict = blurred ? "blurred" : "clear";
@@ -243,10 +274,10 @@ static void handle_result(struct daemon *d, const struct blurd_result *r)
     put_row(d, r, verdict, have_stat ? &st : NULL, NULL);
     blurd_log_info("%s: %s (p_blurred %.3f)", r->path, verdict, (double)r->p_blurred);
     if (!d->config.move)
-        return;
+        return false;
     const struct root *root = root_of(d, r->path);
     if (root == NULL)
-        return; /* watched folders changed by a reload while it was in flight */
+        return false; /* watched folders changed by a reload while it was in flight */
     char moved_to[PATH_MAX], err[BLURD_ERR_LEN];
     int rc = blurd_sort_move_recorded(d->store, r->path, blurred ? root->blurred : root->clear,
                                       moved_to, err);
@@ -261,11 +292,13 @@ static void handle_result(struct daemon *d, const struct blurd_result *r)
     } else {
         blurd_log_error("%s", err);
     }
+    return false;
 }
 
 /* ---- feeding the pipeline --------------------------------------------------------- */
 
 static void finish_stop(struct daemon *d);
+static void on_file(void *arg, const char *path);
 static void do_reload(struct daemon *d);
 
 /* Moves waiting paths into the pipeline while it has room. */
@@ -292,10 +325,12 @@ static void on_results_ready(uv_async_t *handle)
 {
     struct daemon *d = handle->data;
     while (d->pipeline != NULL && blurd_pipeline_next(d->pipeline, d->result, 0)) {
-        handle_result(d, d->result);
+        bool changed = handle_result(d, d->result);
         g_hash_table_remove(d->known, d->result->path);
+        if (changed)
+            on_file(d, d->result->path);
     }
-    if (d->pipeline != NULL && blurd_pipeline_in_flight(d->pipeline) == 0) {
+    if (d->pipeline != NULL && in_flight(d) == 0) {
         if (d->stopping) {
             finish_stop(d);
             return;
@@ -304,7 +339,7 @@ static void on_results_ready(uv_async_t *handle)
             do_reload(d);
     }
     pump(d);
-    if (d->pipeline != NULL && blurd_pipeline_in_flight(d->pipeline) == 0)
+    if (d->pipeline != NULL && in_flight(d) == 0)
         commit(d); /* idle: nothing to batch with */
 }
 
@@ -324,18 +359,19 @@ static void on_file(void *arg, const char *path)
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return;
+    struct stamp now = stamp_of(&st);
     int64_t size = 0, mtime_ns = 0;
     int found = 0;
     char err[BLURD_ERR_LEN];
     if (blurd_store_lookup(d->store, path, &size, &mtime_ns, &found, err) != 0)
         blurd_log_error("%s", err);
-    else if (found && size == (int64_t)st.st_size &&
-             mtime_ns == (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec) {
+    else if (found && size == now.size && mtime_ns == now.mtime_ns) {
         d->counts.skipped++;
         return;
     }
-    char *copy = g_strdup(path);
-    g_hash_table_add(d->known, copy);
+    struct stamp *queued = g_new(struct stamp, 1);
+    *queued = now;
+    g_hash_table_insert(d->known, g_strdup(path), queued);
     g_queue_push_tail(d->waiting, g_strdup(path));
     pump(d);
 }
@@ -350,8 +386,7 @@ static void on_scan_done(void *arg)
 {
     struct daemon *d = arg;
     blurd_log_notice("scan finished: %u files waiting, %llu already judged and unchanged",
-                     g_queue_get_length(d->waiting) +
-                         (unsigned)blurd_pipeline_in_flight(d->pipeline),
+                     g_queue_get_length(d->waiting) + (unsigned)in_flight(d),
                      (unsigned long long)d->counts.skipped);
 }
 
@@ -467,25 +502,43 @@ static void begin_stop(struct daemon *d)
     sd_notify(0, "STOPPING=1");
     blurd_log_notice("stopping: finishing %zu images in flight; %u waiting are left for the "
                      "next start",
-                     blurd_pipeline_in_flight(d->pipeline), g_queue_get_length(d->waiting));
+                     in_flight(d), g_queue_get_length(d->waiting));
     if (d->watch != NULL) {
         blurd_watch_stop(d->watch, NULL, NULL);
         d->watch = NULL;
     }
-    if (blurd_pipeline_in_flight(d->pipeline) == 0)
+    if (in_flight(d) == 0)
         finish_stop(d);
+}
+
+/* A daemon that watches nothing would sit idle and look healthy: stop, with an error, so
+ * that the service manager restarts it (Restart=on-failure) or someone notices. */
+static void fail_and_stop(struct daemon *d, const char *what, const char *err)
+{
+    blurd_log_error("%s: %s; stopping", what, err);
+    d->failed = true;
+    begin_stop(d);
 }
 
 static void on_watch_closed_for_reload(void *arg)
 {
     struct daemon *d = arg;
     char err[BLURD_ERR_LEN];
+    d->watch_restarting = false;
     if (!d->stopping && start_watch(d, err) != 0)
-        blurd_log_error("reload: cannot watch: %s", err);
+        fail_and_stop(d, "reload: cannot watch", err);
 }
 
 /* Swaps in a new configuration and model once the pipeline is empty; on any error the
  * old ones stay.  Files waiting in the queue stay queued. */
+/* A reload that cannot be done leaves the running configuration in force; systemd is told
+ * the reload is over either way. */
+static void refuse_reload(const char *err)
+{
+    blurd_log_error("reload: %s; keeping the running configuration", err);
+    sd_notify(0, "READY=1");
+}
+
 static void do_reload(struct daemon *d)
 {
     d->reload_requested = false;
@@ -493,18 +546,18 @@ static void do_reload(struct daemon *d)
     struct blurd_config config;
     blurd_model *model = NULL;
     if (load_configuration(d->options, &config, err) != 0) {
-        blurd_log_error("reload: %s; keeping the running configuration", err);
+        refuse_reload(err);
         return;
     }
     if (blurd_model_load_or_default(&model, config.model_path, err) != 0) {
-        blurd_log_error("reload: %s; keeping the running configuration", err);
+        refuse_reload(err);
         blurd_config_free(&config);
         return;
     }
     blurd_store *store = NULL;
     if (strcmp(config.database, d->config.database) != 0 &&
         blurd_store_open(&store, config.database, err) != 0) {
-        blurd_log_error("reload: %s; keeping the running configuration", err);
+        refuse_reload(err);
         blurd_model_free(model);
         blurd_config_free(&config);
         return;
@@ -526,15 +579,18 @@ static void do_reload(struct daemon *d)
     blurd_log_set_level((enum blurd_log_level)d->config.log_level);
     if (start_pipeline(d, err) != 0) {
         /* the new configuration asked for what cannot be had: nothing left to judge with */
-        blurd_log_error("reload: %s; stopping", err);
-        d->stopping = true;
-        finish_stop(d);
+        fail_and_stop(d, "reload", err);
         return;
     }
-    /* folders may have changed: watch afresh (the scan skips what is already judged) */
+    /* Folders may have changed: watch afresh (the scan skips what is already judged).  A
+     * watch lost by an earlier reload is started again here. */
     if (d->watch != NULL) {
         blurd_watch_stop(d->watch, on_watch_closed_for_reload, d);
         d->watch = NULL;
+        d->watch_restarting = true;
+    } else if (!d->watch_restarting && start_watch(d, err) != 0) {
+        fail_and_stop(d, "reload: cannot watch", err);
+        return;
     }
     blurd_log_notice("reloaded: model %s, %d folder(s)", blurd_model_name(d->model), d->root_count);
     sd_notify(0, "READY=1");
@@ -549,7 +605,7 @@ static void on_signal(uv_signal_t *handle, int signal_number)
         blurd_log_notice("reloading configuration and model");
         sd_notify(0, "RELOADING=1");
         d->reload_requested = true;
-        if (blurd_pipeline_in_flight(d->pipeline) == 0) {
+        if (in_flight(d) == 0) {
             do_reload(d);
             pump(d);
         }
@@ -606,7 +662,7 @@ int blurd_daemon_run(const struct blurd_daemon_options *options, char *err)
     if (rc == 0) {
         d.result = malloc(sizeof *d.result);
         d.waiting = g_queue_new();
-        d.known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        d.known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         if (d.result == NULL)
             rc = blurd_error_set(err, BLURD_ENOMEM, "out of memory");
     }
@@ -666,6 +722,9 @@ int blurd_daemon_run(const struct blurd_daemon_options *options, char *err)
                      (unsigned long long)d.counts.judged, (unsigned long long)d.counts.blurred,
                      (unsigned long long)d.counts.clear, (unsigned long long)d.counts.failed,
                      (unsigned long long)d.counts.moved);
+    bool failed = d.failed;
     close_everything(&d);
+    if (failed)
+        return blurd_error_set(err, BLURD_EIO, "stopped after the error above");
     return 0;
 }

@@ -88,14 +88,17 @@ static const char move_begin_sql[] = "INSERT INTO moves (source, destination, st
 static const char move_note_sql[] = "UPDATE moves SET target = ?2, temporary = ?3 WHERE id = ?1";
 static const char move_moved_to_sql[] =
     "UPDATE images SET moved_to = ?2 WHERE path = (SELECT source FROM moves WHERE id = ?1)";
-static const char move_stale_sql[] = "UPDATE images SET size = NULL, mtime = NULL"
+static const char move_stale_sql[] = "UPDATE images SET size = NULL, mtime = NULL, moved_to = NULL"
                                      " WHERE path = (SELECT source FROM moves WHERE id = ?1)";
 static const char move_delete_sql[] = "DELETE FROM moves WHERE id = ?1";
 /* One row at a time after the last id seen, so that no statement runs during a callback. */
 static const char move_next_sql[] =
     "SELECT id, source, destination, target, temporary FROM moves WHERE id > ?1"
     " ORDER BY id LIMIT 1";
-static const char lookup_sql[] = "SELECT size, mtime FROM images WHERE path = ?1";
+/* A row whose file was moved away describes no file at that path any more: a new file
+ * arriving there (a sync app restoring it, say) must be judged, whatever its size. */
+static const char lookup_sql[] =
+    "SELECT size, mtime FROM images WHERE path = ?1 AND moved_to IS NULL";
 
 struct blurd_store {
     sqlite3 *db;

@@ -543,6 +543,12 @@ TEST_IMPL(store_lookup)
     ASSERT_INT_EQ(size, 7);
     ASSERT_INT_EQ(mtime, 7);
     ASSERT_INT_EQ(blurd_store_commit(store, err), 0); /* the lookups left the batch open */
+    /* a file moved away leaves no file at its path: a new arrival there is unknown */
+    row.path = "/photos/moved.jpg";
+    row.moved_to = "/photos/Blurred/moved.jpg";
+    put_row(store, &row);
+    ASSERT_INT_EQ(blurd_store_lookup(store, "/photos/moved.jpg", &size, &mtime, &found, err), 0);
+    ASSERT_INT_EQ(found, 0);
     ASSERT_INT_EQ(blurd_store_lookup(store, NULL, &size, &mtime, &found, err), BLURD_EINVAL);
     blurd_store_close(store);
     return 0;
@@ -638,6 +644,8 @@ TEST_IMPL(store_move_intents)
     ASSERT_INT_EQ(query_int(db, "SELECT size IS NULL AND mtime IS NULL AND verdict = 'blurred' "
                                 "FROM images WHERE path = '/in/a.jpg'"),
                   1);
+    /* the file is back at its source: the row no longer says it was moved */
+    ASSERT_INT_EQ(query_int(db, "SELECT moved_to IS NULL FROM images WHERE path = '/in/a.jpg'"), 1);
     ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM moves"), 0);
     int64_t size = 0, mtime = 0;
     int found = 0;
@@ -652,9 +660,7 @@ TEST_IMPL(store_move_intents)
     ASSERT_CONTAINS(err, path);
     ASSERT_INT_EQ(blurd_store_move_forget(store, c, err), BLURD_EINVAL);
     ASSERT_INT_EQ(blurd_store_move_done(store, a, "/elsewhere", err), BLURD_EINVAL);
-    ASSERT_STR_EQ(
-        query_text(db, "SELECT moved_to FROM images WHERE path = '/in/a.jpg'", text, sizeof text),
-        "/in/Blurred/a (1).jpg");
+    ASSERT_INT_EQ(query_int(db, "SELECT moved_to IS NULL FROM images WHERE path = '/in/a.jpg'"), 1);
     /* ...and leaves no transaction open behind it. */
     ASSERT_INT_EQ(blurd_store_begin(store, err), 0);
     ASSERT_INT_EQ(blurd_store_commit(store, err), 0);

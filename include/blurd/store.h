@@ -110,8 +110,9 @@ int blurd_store_put(blurd_store *store, const struct blurd_store_row *row, char 
 
 /* Looks up what the store knows of `path` for the daemon's start-up reconciliation (a file
  * with the same path, size and modification time need not be judged again).  Sets *found
- * to 1 and fills *size and *mtime_ns (-1 for a NULL column) when a row exists, else sets
- * *found to 0 and leaves them alone.  Reads inside an open transaction see its rows. */
+ * to 1 and fills *size and *mtime_ns (-1 for a NULL column) when a row exists for a file
+ * still at that path (not moved away), else sets *found to 0 and leaves them alone.
+ * Reads inside an open transaction see its rows. */
 int blurd_store_lookup(blurd_store *store, const char *path, int64_t *size, int64_t *mtime_ns,
                        int *found, char *err);
 
@@ -144,7 +145,7 @@ int blurd_store_move_done(blurd_store *store, int64_t id, const char *moved_to, 
 int blurd_store_move_forget(blurd_store *store, int64_t id, char *err);
 
 /* The move was rolled back by recovery and its file must be judged again: in one
- * transaction, sets size and mtime to NULL on the row whose path is the move's source (if
+ * transaction, sets size, mtime and moved_to to NULL on the row whose path is the move's source (if
  * there is one), so that blurd_store_lookup can no longer match the file and the start-up
  * reconciliation judges and sorts it anew (the new judgement replaces the row), and
  * deletes the intent. */
