@@ -11,9 +11,12 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -527,5 +530,63 @@ TEST_IMPL(daemon_recovers_from_inotify_queue_overflow)
     wait_for_number(&d, db, "select count(*) from images where verdict is not null", 100);
     ASSERT(log_contains(&d, "overflow"));
     ASSERT_INT_EQ(stop_daemon(&d), 0);
+    return 0;
+}
+
+TEST_IMPL(daemon_speaks_the_systemd_notify_protocol_and_journal_priorities)
+{
+    /* A datagram socket standing where systemd's would be: the daemon must send READY=1
+     * once it watches, STATUS= with counts, and STOPPING=1 on SIGTERM; with
+     * JOURNAL_STREAM set its log lines carry "<N>" priorities. */
+    char *socket_path = test_path("notify.sock");
+    int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT(sock >= 0);
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    ASSERT(strlen(socket_path) < sizeof address.sun_path);
+    strcpy(address.sun_path, socket_path);
+    ASSERT(bind(sock, (struct sockaddr *)&address, sizeof address) == 0);
+
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox");
+    char *db = test_path("blurd.db");
+    char args[8192];
+    snprintf(args, sizeof args, "%s", daemon_args(model, inbox, db, ""));
+    setenv("NOTIFY_SOCKET", socket_path, 1);
+    setenv("JOURNAL_STREAM", "8:12345", 1);
+    struct daemon_process d = start_daemon(args);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("JOURNAL_STREAM");
+    wait_for_log(&d, "watching ");
+
+    char messages[16384] = "";
+    double deadline = now() + WAIT_SECONDS;
+    bool stopped_sent = false;
+    while (strstr(messages, "STOPPING=1") == NULL) {
+        ASSERT(now() < deadline);
+        char buffer[4096];
+        ssize_t n = recv(sock, buffer, sizeof buffer - 1, MSG_DONTWAIT);
+        if (n > 0) {
+            buffer[n] = '\0';
+            strncat(messages, buffer, sizeof messages - strlen(messages) - 2);
+            strcat(messages, "\n");
+            continue;
+        }
+        /* ask it to stop once READY and a STATUS (every 5 s) have come */
+        if (!stopped_sent && strstr(messages, "READY=1") && strstr(messages, "STATUS=")) {
+            kill(d.pid, SIGTERM);
+            stopped_sent = true;
+        }
+        pause_seconds(0.05);
+    }
+    int status;
+    waitpid(d.pid, &status, 0);
+    running_daemon = -1;
+    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ASSERT(strstr(messages, "READY=1") < strstr(messages, "STOPPING=1"));
+    ASSERT_CONTAINS(messages, "STATUS=0 judged (0 blurred, 0 clear), 0 failed, 0 moved; 0 waiting");
+    /* notice-level lines as priority 5, with no "blurd: notice:" text prefix */
+    char *log = test_read_file(d.log, NULL);
+    ASSERT_CONTAINS(log, "<5>watching ");
+    ASSERT(strstr(log, "blurd: notice:") == NULL);
+    close(sock);
     return 0;
 }
