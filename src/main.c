@@ -172,6 +172,28 @@ static int parse_int(const char *text, long low, long high, long *out)
     return 0;
 }
 
+/* "tiles" or "resize", the option shared by classify and eval, into an input mode. */
+static int parse_input(const char *text, int *out)
+{
+    if (strcmp(text, "tiles") == 0)
+        *out = BLURD_INPUT_TILES;
+    else if (strcmp(text, "resize") == 0)
+        *out = BLURD_INPUT_RESIZE;
+    else
+        return -1;
+    return 0;
+}
+
+/* --jobs: a whole number of cores from 1 to 256. */
+static int parse_jobs(const char *text, int *out)
+{
+    long number;
+    if (parse_int(text, 1, 256, &number) != 0)
+        return -1;
+    *out = (int)number;
+    return 0;
+}
+
 static int command_classify(int argc, char **argv)
 {
     enum {
@@ -212,7 +234,6 @@ static int command_classify(int argc, char **argv)
         .laplacian_threshold = -1.0,
     };
     int quiet = 0, c;
-    long number;
     float megapixels, laplacian_threshold;
     const char *hint = "blurd classify";
     while ((c = getopt_long(argc, argv, "rm:i:t:f:j:qh", long_options, NULL)) != -1) {
@@ -224,11 +245,7 @@ static int command_classify(int argc, char **argv)
             options.model_path = optarg;
             break;
         case 'i':
-            if (strcmp(optarg, "tiles") == 0)
-                options.input = BLURD_INPUT_TILES;
-            else if (strcmp(optarg, "resize") == 0)
-                options.input = BLURD_INPUT_RESIZE;
-            else
+            if (parse_input(optarg, &options.input) != 0)
                 return usage_error(hint, "--input must be tiles or resize, not '%s'", optarg);
             break;
         case 't':
@@ -248,10 +265,9 @@ static int command_classify(int argc, char **argv)
                 return usage_error(hint, "--format must be table, csv or json, not '%s'", optarg);
             break;
         case 'j':
-            if (parse_int(optarg, 1, 256, &number) != 0)
+            if (parse_jobs(optarg, &options.jobs) != 0)
                 return usage_error(hint, "--jobs must be a whole number from 1 to 256, not '%s'",
                                    optarg);
-            options.jobs = (int)number;
             break;
         case OPT_FILES_FROM:
             options.files_from = optarg;
@@ -484,7 +500,6 @@ static int command_eval(int argc, char **argv)
         .progress = -1,
     };
     const char *hint = "blurd eval";
-    long number;
     int c;
     while ((c = getopt_long(argc, argv, "m:i:j:f:h", long_options, NULL)) != -1) {
         switch (c) {
@@ -492,11 +507,7 @@ static int command_eval(int argc, char **argv)
             options.model_path = optarg;
             break;
         case 'i':
-            if (strcmp(optarg, "tiles") == 0)
-                options.input = BLURD_INPUT_TILES;
-            else if (strcmp(optarg, "resize") == 0)
-                options.input = BLURD_INPUT_RESIZE;
-            else
+            if (parse_input(optarg, &options.input) != 0)
                 return usage_error(hint, "--input must be tiles or resize, not '%s'", optarg);
             break;
         case OPT_COMPARE:
@@ -505,10 +516,9 @@ static int command_eval(int argc, char **argv)
             options.compare_laplacian = 1;
             break;
         case 'j':
-            if (parse_int(optarg, 1, 256, &number) != 0)
+            if (parse_jobs(optarg, &options.jobs) != 0)
                 return usage_error(hint, "--jobs must be a whole number from 1 to 256, not '%s'",
                                    optarg);
-            options.jobs = (int)number;
             break;
         case 'f':
             if (strcmp(optarg, "table") == 0)
