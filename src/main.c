@@ -12,11 +12,13 @@
 #include "blurd/log.h"
 #include "blurd/model.h"
 #include "blurd/net.h"
+#include "blurd/train.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef BLURD_VERSION
@@ -41,6 +43,7 @@ static const char main_usage[] =
     "  eval DATA            measure a model on DATA/Blurred and DATA/Undistorted\n"
     "  model info FILE      show a model's layers, parameter count and metadata\n"
     "  synth SHARP OUT      make a labelled training set from a folder of sharp photos\n"
+    "  train DATA -o FILE   train a model on DATA/Blurred and DATA/Undistorted\n"
     "\n"
     "Options:\n"
     "  -h, --help           show this help (or `blurd COMMAND --help`)\n"
@@ -651,6 +654,217 @@ static int command_synth(int argc, char **argv)
     return summary.unreadable > 0 ? EXIT_FILES_FAILED : EXIT_OK;
 }
 
+static const char train_usage[] =
+    "Usage: blurd train DATA -o FILE [OPTIONS]\n"
+    "\n"
+    "Trains a model on the images directly inside DATA/Blurred and DATA/Undistorted (the\n"
+    "folders the daemon sorts into, so moving a misjudged photo to the other folder\n"
+    "corrects the next model; `blurd synth` makes such a set from sharp photos).  Every\n"
+    "image is decoded once; each epoch then shows the network every training input once,\n"
+    "flipped or turned at random, the smaller class repeated to match the larger.  A share\n"
+    "of the source photos is held out for validation, scored as `blurd classify` would.\n"
+    "After each epoch a line reports loss and accuracy; whenever the validation balanced\n"
+    "accuracy improves the model is saved to FILE, with its training data, settings and\n"
+    "validation metrics in its metadata.  A checkpoint (FILE.ckpt) is written after each\n"
+    "epoch and on Ctrl-C, SIGTERM or the time limit; --resume continues from the step\n"
+    "where it stopped.  Unreadable images are skipped with a warning and counted.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output FILE      the model to write (required; not overwritten unless resuming)\n"
+    "  -e, --epochs N         at most N epochs (default: 30)\n"
+    "  -b, --batch N          inputs per step, 1-256 (default: 32)\n"
+    "      --lr X             Adam's peak learning rate, cosine-decayed (default: 0.0005)\n"
+    "      --val-split F      share of source photos held out, 0 to 0.9 (default: 0.15)\n"
+    "      --patience N       stop after N epochs without a better validation; 0 never\n"
+    "                         (default: 6)\n"
+    "  -i, --input MODE       tiles | resize (default: tiles)\n"
+    "      --tiles N          tiles mode: most textured tiles kept per training image\n"
+    "                         (default: 4)\n"
+    "      --spec SPEC        layer spec (default: the original network)\n"
+    "  -s, --seed S           seed for weights, order, flips and dropout (default: 1)\n"
+    "      --resume CKPT      continue from a checkpoint, with its settings\n"
+    "      --checkpoint FILE  where to write checkpoints (default: FILE.ckpt)\n"
+    "      --max-minutes M    stop with a checkpoint after M minutes of training\n"
+    "      --half             save the model in half precision (half the size)\n"
+    "  -j, --jobs N           CPU cores to use (default: all of them)\n"
+    "      --progress         show progress even when stderr is not a terminal\n"
+    "      --no-progress      never show progress\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Exit status: 0 trained (all epochs, early stop or time limit), 1 trained but some\n"
+    "images could not be read, 2 usage, data or model error (missing folder, a class\n"
+    "without a readable image, FILE already there), 130 interrupted (checkpoint saved).\n";
+
+static int command_train(int argc, char **argv)
+{
+    enum {
+        OPT_LR = 256,
+        OPT_VAL_SPLIT,
+        OPT_PATIENCE,
+        OPT_TILES,
+        OPT_SPEC,
+        OPT_RESUME,
+        OPT_CHECKPOINT,
+        OPT_MAX_MINUTES,
+        OPT_HALF,
+        OPT_PROGRESS,
+        OPT_NO_PROGRESS,
+    };
+    static const struct option long_options[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"epochs", required_argument, NULL, 'e'},
+        {"batch", required_argument, NULL, 'b'},
+        {"lr", required_argument, NULL, OPT_LR},
+        {"val-split", required_argument, NULL, OPT_VAL_SPLIT},
+        {"patience", required_argument, NULL, OPT_PATIENCE},
+        {"input", required_argument, NULL, 'i'},
+        {"tiles", required_argument, NULL, OPT_TILES},
+        {"spec", required_argument, NULL, OPT_SPEC},
+        {"seed", required_argument, NULL, 's'},
+        {"resume", required_argument, NULL, OPT_RESUME},
+        {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+        {"max-minutes", required_argument, NULL, OPT_MAX_MINUTES},
+        {"half", no_argument, NULL, OPT_HALF},
+        {"jobs", required_argument, NULL, 'j'},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct blurd_train_options options;
+    blurd_train_defaults(&options);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    options.threads = cores > 0 ? (int)cores : 1;
+    options.max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS;
+    const char *hint = "blurd train";
+    int c;
+    long number;
+    float value;
+    char *end;
+    while ((c = getopt_long(argc, argv, "o:e:b:i:s:j:h", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            options.output = optarg;
+            break;
+        case 'e':
+            if (parse_int(optarg, 1, 100000, &number) != 0)
+                return usage_error(hint, "--epochs must be a whole number from 1, not '%s'",
+                                   optarg);
+            options.epochs = (int)number;
+            break;
+        case 'b':
+            if (parse_int(optarg, 1, BLURD_TRAIN_MAX_BATCH, &number) != 0)
+                return usage_error(hint, "--batch must be a whole number from 1 to 256, not '%s'",
+                                   optarg);
+            options.batch = (int)number;
+            break;
+        case OPT_LR:
+            if (parse_float(optarg, &value) != 0 || !(value > 0.0f && value <= 1.0f))
+                return usage_error(hint, "--lr must be a number above 0, at most 1, not '%s'",
+                                   optarg);
+            options.learning_rate = value;
+            break;
+        case OPT_VAL_SPLIT:
+            if (parse_float(optarg, &value) != 0 || !(value >= 0.0f && value <= 0.9f))
+                return usage_error(hint, "--val-split must be a number from 0 to 0.9, not '%s'",
+                                   optarg);
+            options.val_split = (double)value;
+            break;
+        case OPT_PATIENCE:
+            if (parse_int(optarg, 0, 100000, &number) != 0)
+                return usage_error(hint, "--patience must be a whole number from 0, not '%s'",
+                                   optarg);
+            options.patience = (int)number;
+            break;
+        case 'i':
+            if (parse_input(optarg, &options.input) != 0)
+                return usage_error(hint, "--input must be tiles or resize, not '%s'", optarg);
+            break;
+        case OPT_TILES:
+            if (parse_int(optarg, 1, 64, &number) != 0)
+                return usage_error(hint, "--tiles must be a whole number from 1 to 64, not '%s'",
+                                   optarg);
+            options.tiles_per_image = (int)number;
+            break;
+        case OPT_SPEC:
+            options.spec = optarg;
+            break;
+        case 's':
+            /* strtoull would take "-1" as 2^64 - 1: only plain digits are a seed. */
+            options.seed = strtoull(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0')
+                return usage_error(hint, "--seed must be a whole number from 0 to 2^64-1, not '%s'",
+                                   optarg);
+            break;
+        case OPT_RESUME:
+            options.resume = optarg;
+            break;
+        case OPT_CHECKPOINT:
+            options.checkpoint = optarg;
+            break;
+        case OPT_MAX_MINUTES:
+            if (parse_float(optarg, &value) != 0 || !(value > 0.0f))
+                return usage_error(hint, "--max-minutes must be a number above 0, not '%s'",
+                                   optarg);
+            options.max_seconds = 60.0 * (double)value;
+            break;
+        case OPT_HALF:
+            options.half = 1;
+            break;
+        case 'j':
+            if (parse_jobs(optarg, &options.threads) != 0)
+                return usage_error(hint, "--jobs must be a whole number from 1 to 256, not '%s'",
+                                   optarg);
+            break;
+        case OPT_PROGRESS:
+            options.progress = 1;
+            break;
+        case OPT_NO_PROGRESS:
+            options.progress = 0;
+            break;
+        case 'h':
+            fputs(train_usage, stdout);
+            return EXIT_OK;
+        default:
+            fprintf(stderr, "Try 'blurd train --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1)
+        return usage_error(hint, "%s", "train needs exactly one DATA folder");
+    if (options.output == NULL)
+        return usage_error(hint, "%s", "train needs -o FILE, the model to write");
+    options.data_dir = argv[optind];
+    /* a fresh run never replaces a model or checkpoint; a resumed one continues its own */
+    char checkpoint[4096];
+    snprintf(checkpoint, sizeof checkpoint, "%s.ckpt", options.output);
+    const char *paths[] = {options.output, options.checkpoint ? options.checkpoint : checkpoint};
+    for (size_t i = 0; options.resume == NULL && i < 2; i++) {
+        struct stat st;
+        if (lstat(paths[i], &st) == 0) {
+            blurd_log_error("%s: already exists; choose another -o (or --checkpoint), remove it, "
+                            "or continue with --resume",
+                            paths[i]);
+            return EXIT_USAGE;
+        }
+    }
+
+    char err[BLURD_ERR_LEN];
+    struct blurd_train_summary summary;
+    if (blurd_image_init(argv[0], err) != 0 || blurd_train_run(&options, &summary, err) != 0) {
+        blurd_log_error("%s", err);
+        return EXIT_USAGE;
+    }
+    if (summary.end == BLURD_TRAIN_INTERRUPTED)
+        return EXIT_INTERRUPTED;
+    fprintf(stderr, "blurd: %s after %d epochs in %.0f s; best epoch %d, saved to %s\n",
+            summary.end == BLURD_TRAIN_EARLY_STOP   ? "stopped early"
+            : summary.end == BLURD_TRAIN_TIME_LIMIT ? "time limit reached"
+                                                    : "trained",
+            summary.epochs, summary.seconds, summary.best_epoch, options.output);
+    return summary.skipped > 0 ? EXIT_FILES_FAILED : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -677,6 +891,8 @@ int main(int argc, char **argv)
         return command_eval(argc - 1, argv + 1);
     if (strcmp(command, "synth") == 0)
         return command_synth(argc - 1, argv + 1);
+    if (strcmp(command, "train") == 0)
+        return command_train(argc - 1, argv + 1);
     fprintf(stderr, "blurd: unknown command '%s'\nTry 'blurd --help'.\n", command);
     return EXIT_USAGE;
 }

@@ -462,6 +462,30 @@ struct range {
     int tensor; /* index in the net */
 };
 
+/* Every tensor a file holds: the net's, in spec order, then the caller's extras (a
+ * checkpoint's optimizer state) as rank-1 tensors.  Returns a malloc'd array of
+ * *count entries, or NULL when out of memory. */
+static struct blurd_tensor *list_tensors(const blurd_net *net, const struct blurd_model_extra *extras,
+                                         int extra_count, int *count)
+{
+    int net_count = blurd_net_tensor_count(net);
+    struct blurd_tensor *all = calloc((size_t)(net_count + extra_count) + 1, sizeof *all);
+    if (all == NULL)
+        return NULL;
+    for (int t = 0; t < net_count; t++)
+        blurd_net_tensor(net, t, &all[t]);
+    for (int e = 0; e < extra_count; e++) {
+        struct blurd_tensor *tensor = &all[net_count + e];
+        snprintf(tensor->name, sizeof tensor->name, "%s", extras[e].name);
+        tensor->rank = 1;
+        tensor->dims[0] = (int)extras[e].count;
+        tensor->count = extras[e].count;
+        tensor->data = extras[e].data;
+    }
+    *count = net_count + extra_count;
+    return all;
+}
+
 static int compare_ranges(const void *a, const void *b)
 {
     const struct range *x = a, *y = b;
@@ -572,8 +596,8 @@ static int check_entry(const json_t *entry, const struct blurd_tensor *tensor, u
 /* safetensors requires the tensors to tile the data buffer exactly: no two share a byte
  * and no byte belongs to none, so a file cannot hide data or alias one tensor in another.
  * Overlaps are looked for first, as aliasing is the graver fault. */
-static int check_coverage(const blurd_net *net, struct range *ranges, int count, uint64_t data_size,
-                          const char *path, char *err)
+static int check_coverage(const struct blurd_tensor *tensors, struct range *ranges, int count,
+                          uint64_t data_size, const char *path, char *err)
 {
     qsort(ranges, (size_t)count, sizeof *ranges, compare_ranges);
     uint64_t covered = 0;
@@ -581,13 +605,9 @@ static int check_coverage(const blurd_net *net, struct range *ranges, int count,
     for (int i = 0; i < count; i++) {
         if (ranges[i].begin == ranges[i].end)
             continue; /* an empty tensor owns no bytes */
-        if (ranges[i].begin < covered) {
-            struct blurd_tensor a, b;
-            blurd_net_tensor(net, ranges[last].tensor, &a);
-            blurd_net_tensor(net, ranges[i].tensor, &b);
-            return fail(err, BLURD_EMODEL, path, "tensors %s and %s overlap in the data", a.name,
-                        b.name);
-        }
+        if (ranges[i].begin < covered)
+            return fail(err, BLURD_EMODEL, path, "tensors %s and %s overlap in the data",
+                        tensors[ranges[last].tensor].name, tensors[ranges[i].tensor].name);
         covered = ranges[i].end;
         last = i;
     }
@@ -628,9 +648,11 @@ static int copy_tensor(const unsigned char *data, enum dtype dtype,
     return 0;
 }
 
-/* Builds the model from the mapped bytes of a file of `size` (>= 8) bytes. */
+/* Builds the model (and fills the extras) from the mapped bytes of a file of `size` (>= 8)
+ * bytes. */
 static int load_mapped(blurd_model *model, const unsigned char *bytes, uint64_t size,
-                       const char *path, char *err)
+                       struct blurd_model_extra *extras, int extra_count, const char *path,
+                       char *err)
 {
     uint64_t header_size = load_le64(bytes);
     if (header_size > MAX_HEADER_BYTES)
@@ -654,6 +676,7 @@ static int load_mapped(blurd_model *model, const unsigned char *bytes, uint64_t 
     int rc = 0;
     struct range *ranges = NULL;
     enum dtype *dtypes = NULL;
+    struct blurd_tensor *tensors = NULL;
     if (!json_is_object(header)) {
         rc = fail(err, BLURD_EMODEL, path, "header is not a JSON object");
         goto done;
@@ -712,18 +735,32 @@ static int load_mapped(blurd_model *model, const unsigned char *bytes, uint64_t 
         goto done;
     }
 
-    /* every header entry must be one of the net's tensors */
-    int tensor_count = blurd_net_tensor_count(model->net);
+    /* extras the caller could not size are the size of the net's parameters */
+    for (int e = 0; e < extra_count; e++) {
+        if (extras[e].data != NULL)
+            continue;
+        extras[e].count = blurd_net_parameter_count(model->net);
+        extras[e].data = malloc(extras[e].count * sizeof(float) + 1);
+        if (extras[e].data == NULL) {
+            rc = fail(err, BLURD_ENOMEM, path, "out of memory");
+            goto done;
+        }
+    }
+
+    /* every header entry must be one of the net's tensors (or an expected extra) */
+    int tensor_count;
+    tensors = list_tensors(model->net, extras, extra_count, &tensor_count);
+    if (tensors == NULL) {
+        rc = fail(err, BLURD_ENOMEM, path, "out of memory");
+        goto done;
+    }
     json_object_foreach(header, key, value)
     {
         if (strcmp(key, "__metadata__") == 0)
             continue;
         bool known = false;
-        for (int t = 0; t < tensor_count && !known; t++) {
-            struct blurd_tensor tensor;
-            blurd_net_tensor(model->net, t, &tensor);
-            known = strcmp(tensor.name, key) == 0;
-        }
+        for (int t = 0; t < tensor_count && !known; t++)
+            known = strcmp(tensors[t].name, key) == 0;
         if (!known) {
             rc = fail(err, BLURD_EMODEL, path, "extra tensor %s: the spec has no such parameter",
                       key);
@@ -738,14 +775,12 @@ static int load_mapped(blurd_model *model, const unsigned char *bytes, uint64_t 
         goto done;
     }
     for (int t = 0; t < tensor_count; t++) {
-        struct blurd_tensor tensor;
-        blurd_net_tensor(model->net, t, &tensor);
-        const json_t *entry = json_object_get(header, tensor.name);
+        const json_t *entry = json_object_get(header, tensors[t].name);
         if (entry == NULL) {
-            rc = fail(err, BLURD_EMODEL, path, "missing tensor %s", tensor.name);
+            rc = fail(err, BLURD_EMODEL, path, "missing tensor %s", tensors[t].name);
             goto done;
         }
-        rc = check_entry(entry, &tensor, data_size, &dtypes[t], &ranges[t], path, err);
+        rc = check_entry(entry, &tensors[t], data_size, &dtypes[t], &ranges[t], path, err);
         if (rc != 0)
             goto done;
         ranges[t].tensor = t;
@@ -756,27 +791,27 @@ static int load_mapped(blurd_model *model, const unsigned char *bytes, uint64_t 
         goto done;
     }
     memcpy(sorted, ranges, (size_t)tensor_count * sizeof *sorted);
-    rc = check_coverage(model->net, sorted, tensor_count, data_size, path, err);
+    rc = check_coverage(tensors, sorted, tensor_count, data_size, path, err);
     free(sorted);
     if (rc != 0)
         goto done;
 
     for (int t = 0; t < tensor_count; t++) {
-        struct blurd_tensor tensor;
-        blurd_net_tensor(model->net, t, &tensor);
-        rc = copy_tensor(data + ranges[t].begin, dtypes[t], &tensor, path, err);
+        rc = copy_tensor(data + ranges[t].begin, dtypes[t], &tensors[t], path, err);
         if (rc != 0)
             goto done;
     }
 
 done:
+    free(tensors);
     free(ranges);
     free(dtypes);
     json_decref(header);
     return rc;
 }
 
-int blurd_model_load(blurd_model **out, const char *path, char *err)
+static int load_file(blurd_model **out, const char *path, struct blurd_model_extra *extras,
+                     int extra_count, char *err)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -819,7 +854,7 @@ int blurd_model_load(blurd_model **out, const char *path, char *err)
     }
 
     blurd_model *model = model_new();
-    int rc = model ? load_mapped(model, map, size, path, err)
+    int rc = model ? load_mapped(model, map, size, extras, extra_count, path, err)
                    : fail(err, BLURD_ENOMEM, path, "out of memory");
     munmap(map, (size_t)size);
     if (rc == 0)
@@ -834,6 +869,31 @@ int blurd_model_load(blurd_model **out, const char *path, char *err)
     }
     *out = model;
     return 0;
+}
+
+int blurd_model_load(blurd_model **out, const char *path, char *err)
+{
+    return load_file(out, path, NULL, 0, err);
+}
+
+int blurd_model_load_extras(blurd_model **out, const char *path, struct blurd_model_extra *extras,
+                            int extra_count, char *err)
+{
+    bool *allocated = calloc((size_t)extra_count + 1, sizeof *allocated);
+    if (allocated == NULL)
+        return fail(err, BLURD_ENOMEM, path, "out of memory");
+    for (int e = 0; e < extra_count; e++)
+        allocated[e] = extras[e].data == NULL;
+    int rc = load_file(out, path, extras, extra_count, err);
+    for (int e = 0; rc != 0 && e < extra_count; e++) {
+        if (allocated[e]) {
+            free(extras[e].data);
+            extras[e].data = NULL;
+            extras[e].count = 0;
+        }
+    }
+    free(allocated);
+    return rc;
 }
 
 /* ---- saving ---- */
@@ -881,7 +941,8 @@ static void writer_put(struct writer *w, const void *bytes, size_t n)
 
 /* The JSON header: __metadata__ in sorted key order, then the tensors in spec order with
  * contiguous data offsets.  Returns a malloc'd string or NULL when out of memory. */
-static char *build_header(const blurd_model *model, size_t element_size)
+static char *build_header(const blurd_model *model, const struct blurd_tensor *tensors,
+                          int tensor_count, size_t element_size)
 {
     json_t *root = json_object();
     json_t *metadata = json_object();
@@ -891,10 +952,8 @@ static char *build_header(const blurd_model *model, size_t element_size)
     if (!bad)
         bad |= json_object_set(root, "__metadata__", metadata);
     uint64_t offset = 0;
-    int tensor_count = blurd_net_tensor_count(model->net);
     for (int t = 0; !bad && t < tensor_count; t++) {
-        struct blurd_tensor tensor;
-        blurd_net_tensor(model->net, t, &tensor);
+        const struct blurd_tensor tensor = tensors[t];
         json_t *entry = json_object();
         json_t *shape = json_array();
         json_t *offsets = json_array();
@@ -972,12 +1031,11 @@ static int sync_parent(const char *path)
 }
 
 /* Refuses to write what blurd_model_load would reject or could not read back. */
-static int check_savable(const blurd_model *model, int half, const char *path, char *err)
+static int check_savable(const struct blurd_tensor *tensors, int tensor_count, int half,
+                         const char *path, char *err)
 {
-    int tensor_count = blurd_net_tensor_count(model->net);
     for (int t = 0; t < tensor_count; t++) {
-        struct blurd_tensor tensor;
-        blurd_net_tensor(model->net, t, &tensor);
+        const struct blurd_tensor tensor = tensors[t];
         for (size_t i = 0; i < tensor.count; i++) {
             float value = tensor.data[i];
             if (!isfinite(value))
@@ -993,15 +1051,24 @@ static int check_savable(const blurd_model *model, int half, const char *path, c
     return 0;
 }
 
-int blurd_model_save(blurd_model *model, const char *path, int half, char *err)
+static int save_file(blurd_model *model, const char *path, int half,
+                     const struct blurd_model_extra *extras, int extra_count, char *err)
 {
-    int rc = check_savable(model, half, path, err);
-    if (rc != 0)
-        return rc;
-    size_t element_size = half ? 2 : 4;
-    char *header = build_header(model, element_size);
-    if (header == NULL)
+    int tensor_count;
+    struct blurd_tensor *tensors = list_tensors(model->net, extras, extra_count, &tensor_count);
+    if (tensors == NULL)
         return fail(err, BLURD_ENOMEM, path, "out of memory");
+    int rc = check_savable(tensors, tensor_count, half, path, err);
+    if (rc != 0) {
+        free(tensors);
+        return rc;
+    }
+    size_t element_size = half ? 2 : 4;
+    char *header = build_header(model, tensors, tensor_count, element_size);
+    if (header == NULL) {
+        free(tensors);
+        return fail(err, BLURD_ENOMEM, path, "out of memory");
+    }
     size_t header_length = strlen(header);
     /* pad with spaces (valid JSON whitespace) so the data starts aligned */
     size_t padded = (8 + header_length + DATA_ALIGNMENT - 1) / DATA_ALIGNMENT * DATA_ALIGNMENT - 8;
@@ -1028,10 +1095,8 @@ int blurd_model_save(blurd_model *model, const char *path, int half, char *err)
     writer_put(&w, header, header_length);
     for (size_t i = header_length; i < padded; i++)
         writer_put(&w, " ", 1);
-    int tensor_count = blurd_net_tensor_count(model->net);
     for (int t = 0; t < tensor_count && w.error == 0; t++) {
-        struct blurd_tensor tensor;
-        blurd_net_tensor(model->net, t, &tensor);
+        const struct blurd_tensor tensor = tensors[t];
         for (size_t i = 0; i < tensor.count; i++) {
             unsigned char bytes[4];
             if (half) {
@@ -1089,7 +1154,19 @@ done:
         g_checksum_free(w.checksum);
     free(w.buffer);
     free(header);
+    free(tensors);
     return rc;
+}
+
+int blurd_model_save(blurd_model *model, const char *path, int half, char *err)
+{
+    return save_file(model, path, half, NULL, 0, err);
+}
+
+int blurd_model_save_extras(blurd_model *model, const char *path,
+                            const struct blurd_model_extra *extras, int extra_count, char *err)
+{
+    return save_file(model, path, 0, extras, extra_count, err);
 }
 
 /* ---- accessors ---- */

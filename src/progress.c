@@ -16,6 +16,7 @@ void blurd_progress_start(struct blurd_progress *progress, int mode, const char 
 {
     progress->enabled = mode > 0 || (mode < 0 && isatty(STDERR_FILENO));
     progress->unit = unit;
+    progress->label = NULL;
     progress->start = now_seconds();
     progress->last_drawn = 0.0;
 }
@@ -35,7 +36,8 @@ void blurd_progress_show(struct blurd_progress *progress, size_t done, size_t to
         bar[i] = i < filled ? '#' : '.';
     bar[width] = '\0';
     long eta = rate > 0.0 && total >= done ? (long)((double)(total - done) / rate + 0.5) : 0;
-    fprintf(stderr, "\r\033[K%zu/%zu [%s] %3.0f%%  %.1f %s/s  ETA %ld:%02ld", done, total, bar,
+    fprintf(stderr, "\r\033[K%s%s%zu/%zu [%s] %3.0f%%  %.1f %s/s  ETA %ld:%02ld", progress->label ? progress->label : "",
+            progress->label ? ": " : "", done, total, bar,
             total ? 100.0 * (double)done / (double)total : 100.0, rate, progress->unit, eta / 60,
             eta % 60);
     fflush(stderr);

@@ -78,6 +78,31 @@ int blurd_model_find_default(char *path, char *err);
 /* Loads `path`, or when it is NULL the default model (blurd_model_find_default). */
 int blurd_model_load_or_default(blurd_model **out, const char *path, char *err);
 
+/* ---- checkpoints: a model file that also carries other tensors ---- */
+
+/* A flat F32 tensor stored after the network's, such as an optimizer's state.  `name` must
+ * differ from every tensor name of the net (which are "LAYER.kernel"/"LAYER.bias"). */
+struct blurd_model_extra {
+    const char *name;
+    float *data; /* count floats: written from on save, read into on load (borrowed) */
+    size_t count;
+};
+
+/* blurd_model_save in F32 with the extras written, with shape [count], after the net's
+ * tensors.  Such a file is refused by blurd_model_load ("extra tensor"): a checkpoint is
+ * not a model to classify with. */
+int blurd_model_save_extras(blurd_model *model, const char *path,
+                            const struct blurd_model_extra *extras, int extra_count, char *err);
+
+/* blurd_model_load for a file written by blurd_model_save_extras: every extra must be
+ * present with shape [count] (F32 or F16, finite) and is copied into its data; any other
+ * tensor, missing or misshapen extra is refused like a bad model tensor.  An extra given
+ * with data NULL (its size unknown before the file's spec is read) is allocated by the
+ * load with the net's parameter count, the size of an optimizer's state, for the caller to
+ * free; on failure such extras are freed and set back to NULL. */
+int blurd_model_load_extras(blurd_model **out, const char *path, struct blurd_model_extra *extras,
+                            int extra_count, char *err);
+
 /* The network (owned by the model). */
 blurd_net *blurd_model_net(const blurd_model *model);
 

@@ -8,7 +8,8 @@
 
 struct blurd_progress {
     int enabled;
-    const char *unit; /* "images", ... (borrowed, static) */
+    const char *unit;  /* "images", ... (borrowed, static) */
+    const char *label; /* printed first, e.g. "epoch 3/30"; NULL for none (borrowed) */
     double start, last_drawn;
 };
 

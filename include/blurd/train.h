@@ -1,6 +1,7 @@
-/* train.h - training the network: the optimizer now; the training loop (`blurd train`:
- * batches, augmentation, validation split, early stopping, checkpoints) is built on it and
- * on the net's backward pass.
+/* train.h - training the network (`blurd train`): the optimizer, and the loop built on it
+ * and on the net's backward pass: data loading with augmentation and class balancing, the
+ * validation split by source, per-epoch metrics, the best model kept, early stopping,
+ * checkpoints and resume.
  *
  * Adam (Kingma and Ba, "Adam: A Method for Stochastic Optimization", 2015) with bias
  * correction, over the flat parameter block of a net (blurd_net_parameters) and a gradient
@@ -9,6 +10,7 @@
 #ifndef BLURD_TRAIN_H
 #define BLURD_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,8 +39,81 @@ void blurd_adam_step(blurd_adam *adam, float *parameters, const float *gradients
  * save them and a resumed run restore them (blurd_adam_set_steps after writing them). */
 uint64_t blurd_adam_steps(const blurd_adam *adam);
 void blurd_adam_set_steps(blurd_adam *adam, uint64_t steps);
+/* Changes the step size from the next step on (a learning-rate schedule); must be > 0. */
+void blurd_adam_set_learning_rate(blurd_adam *adam, float learning_rate);
 float *blurd_adam_first_moments(blurd_adam *adam);
 float *blurd_adam_second_moments(blurd_adam *adam);
 size_t blurd_adam_count(const blurd_adam *adam);
+
+/* ---- the training loop ------------------------------------------------------------ */
+
+#define BLURD_TRAIN_DEFAULT_EPOCHS    30
+#define BLURD_TRAIN_DEFAULT_BATCH     32
+#define BLURD_TRAIN_MAX_BATCH         256
+#define BLURD_TRAIN_DEFAULT_LR        5e-4f
+#define BLURD_TRAIN_DEFAULT_VAL_SPLIT 0.15
+#define BLURD_TRAIN_DEFAULT_PATIENCE  6
+#define BLURD_TRAIN_DEFAULT_TILES     4
+
+struct blurd_train_options {
+    const char *data_dir;   /* holds Blurred/ and Undistorted/ (borrowed) */
+    const char *output;     /* the best model is saved here whenever it improves (borrowed) */
+    const char *checkpoint; /* NULL: OUTPUT.ckpt (borrowed) */
+    const char *resume;     /* NULL, or a checkpoint to continue from (borrowed) */
+    const char *spec;       /* layer spec; NULL: BLURD_DEFAULT_SPEC (borrowed) */
+    int input;              /* an enum blurd_input_mode */
+    int epochs;             /* at most this many epochs, >= 1 */
+    int batch;              /* 1..BLURD_TRAIN_MAX_BATCH */
+    float learning_rate;    /* Adam's peak step size, cosine-decayed over `epochs` */
+    double val_split;       /* share of the sources held out for validation, [0, 1) */
+    int patience;           /* stop after this many epochs without a better validation; 0 never */
+    int tiles_per_image;    /* tiles mode: a training image's most textured tiles kept */
+    int half;               /* non-zero: save the model in F16 */
+    uint64_t seed;          /* initial weights, sample order, augmentation, dropout */
+    int threads;            /* cores, >= 1 */
+    uint64_t max_pixels;    /* as for classify; 0 = the default */
+    double max_seconds;     /* stop with a checkpoint after this much training; 0 = no limit */
+    int progress;           /* -1: when stderr is a terminal; 0 never; 1 always */
+    /* Set (from a signal handler) to stop at the next step with a checkpoint; may be NULL. */
+    volatile sig_atomic_t *stop_requested;
+};
+
+/* Fills `options` with the defaults above (input tiles, seed 1, one thread). */
+void blurd_train_defaults(struct blurd_train_options *options);
+
+enum blurd_train_end {
+    BLURD_TRAIN_FINISHED,    /* every epoch ran */
+    BLURD_TRAIN_EARLY_STOP,  /* `patience` epochs without improvement */
+    BLURD_TRAIN_TIME_LIMIT,  /* max_seconds reached; the checkpoint resumes it */
+    BLURD_TRAIN_INTERRUPTED, /* stop_requested; the checkpoint resumes it */
+};
+
+struct blurd_train_summary {
+    size_t training[2], validation[2]; /* readable images by class (blurred, clear) */
+    size_t skipped;                    /* unreadable or corrupt images (each warned) */
+    int epochs;                        /* epochs completed, counting resumed ones */
+    int best_epoch;                    /* 1-based; 0 if none completed */
+    double best_balanced_accuracy;     /* validation, at the model's threshold; NaN if none */
+    double best_validation_loss;       /* NaN if no validation */
+    double last_training_loss, last_training_accuracy;
+    double seconds; /* training time, counting resumed runs */
+    enum blurd_train_end end;
+};
+
+/* Trains a network on options->data_dir and saves the best model (by validation balanced
+ * accuracy at 0.5, ties going to the lower validation loss; by training loss when nothing
+ * is held out) to options->output, with metadata recording the data, settings and
+ * validation metrics.  The checkpoint (current weights, Adam's moments, the best weights
+ * and the loop's position) is written after every epoch and when stopped; resuming
+ * continues from the step where it stopped, with the checkpoint's settings (spec, input,
+ * batch, seed, split, tiles, learning rate); epochs, patience and the time limit come from
+ * `options`.  A line per epoch goes to stderr, and a progress line when enabled.
+ *
+ * Returns 0 when training ended (see summary->end; the model and checkpoint are saved), or,
+ * with `err` saying why: blurd_dataset_read's errors, BLURD_EINVAL (bad options; a class
+ * with no readable image; training diverged), the model errors (a bad checkpoint or spec),
+ * write errors for the model or checkpoint, BLURD_ENOMEM. */
+int blurd_train_run(const struct blurd_train_options *options, struct blurd_train_summary *summary,
+                    char *err);
 
 #endif
