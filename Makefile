@@ -88,6 +88,11 @@ $(BUILD)/src/kernels_avx2.o: ALL_CFLAGS += -mavx2 -mfma
 $(BUILD)/src/kernels_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
 endif
 
+# Rebuilds models/default.safetensors from public photographs (recipe/README.md); resumable:
+# run it again after an interruption and it continues where it stopped.
+model: blurd
+	INSTALL=1 recipe/make-model
+
 check: $(BLURD) $(RUNNER)
 	BLURD=$(abspath $(BLURD)) BLURD_SOURCE=$(CURDIR) $(RUNNER) $(TEST)
 

@@ -685,15 +685,17 @@ static const char train_usage[] =
     "      --resume CKPT      continue from a checkpoint, with its settings\n"
     "      --checkpoint FILE  where to write checkpoints (default: FILE.ckpt)\n"
     "      --max-minutes M    stop with a checkpoint after M minutes of training\n"
+    "      --max-steps N      stop with a checkpoint after N steps (training in slices)\n"
     "      --half             save the model in half precision (half the size)\n"
     "  -j, --jobs N           CPU cores to use (default: all of them)\n"
     "      --progress         show progress even when stderr is not a terminal\n"
     "      --no-progress      never show progress\n"
     "  -h, --help             show this help\n"
     "\n"
-    "Exit status: 0 trained (all epochs, early stop or time limit), 1 trained but some\n"
-    "images could not be read, 2 usage, data or model error (missing folder, a class\n"
-    "without a readable image, FILE already there), 130 interrupted (checkpoint saved).\n";
+    "Exit status: 0 trained (all epochs, early stop, or --max-minutes/--max-steps spent),\n"
+    "1 trained but some images could not be read, 2 usage, data or model error (missing\n"
+    "folder, a class without a readable image, FILE already there), 130 interrupted\n"
+    "(checkpoint saved).\n";
 
 static int command_train(int argc, char **argv)
 {
@@ -706,6 +708,7 @@ static int command_train(int argc, char **argv)
         OPT_RESUME,
         OPT_CHECKPOINT,
         OPT_MAX_MINUTES,
+        OPT_MAX_STEPS,
         OPT_HALF,
         OPT_PROGRESS,
         OPT_NO_PROGRESS,
@@ -724,6 +727,7 @@ static int command_train(int argc, char **argv)
         {"resume", required_argument, NULL, OPT_RESUME},
         {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
         {"max-minutes", required_argument, NULL, OPT_MAX_MINUTES},
+        {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
         {"half", no_argument, NULL, OPT_HALF},
         {"jobs", required_argument, NULL, 'j'},
         {"progress", no_argument, NULL, OPT_PROGRESS},
@@ -808,6 +812,12 @@ static int command_train(int argc, char **argv)
                                    optarg);
             options.max_seconds = 60.0 * (double)value;
             break;
+        case OPT_MAX_STEPS:
+            if (parse_int(optarg, 1, 1000000000, &number) != 0)
+                return usage_error(hint, "--max-steps must be a whole number from 1, not '%s'",
+                                   optarg);
+            options.max_steps = (uint64_t)number;
+            break;
         case OPT_HALF:
             options.half = 1;
             break;
@@ -858,9 +868,9 @@ static int command_train(int argc, char **argv)
     if (summary.end == BLURD_TRAIN_INTERRUPTED)
         return EXIT_INTERRUPTED;
     fprintf(stderr, "blurd: %s after %d epochs in %.0f s; best epoch %d, saved to %s\n",
-            summary.end == BLURD_TRAIN_EARLY_STOP   ? "stopped early"
-            : summary.end == BLURD_TRAIN_TIME_LIMIT ? "time limit reached"
-                                                    : "trained",
+            summary.end == BLURD_TRAIN_EARLY_STOP     ? "stopped early"
+            : summary.end == BLURD_TRAIN_BUDGET_SPENT ? "budget spent"
+                                                      : "trained",
             summary.epochs, summary.seconds, summary.best_epoch, options.output);
     return summary.skipped > 0 ? EXIT_FILES_FAILED : EXIT_OK;
 }

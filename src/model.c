@@ -465,8 +465,9 @@ struct range {
 /* Every tensor a file holds: the net's, in spec order, then the caller's extras (a
  * checkpoint's optimizer state) as rank-1 tensors.  Returns a malloc'd array of
  * *count entries, or NULL when out of memory. */
-static struct blurd_tensor *list_tensors(const blurd_net *net, const struct blurd_model_extra *extras,
-                                         int extra_count, int *count)
+static struct blurd_tensor *list_tensors(const blurd_net *net,
+                                         const struct blurd_model_extra *extras, int extra_count,
+                                         int *count)
 {
     int net_count = blurd_net_tensor_count(net);
     struct blurd_tensor *all = calloc((size_t)(net_count + extra_count) + 1, sizeof *all);

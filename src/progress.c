@@ -36,8 +36,8 @@ void blurd_progress_show(struct blurd_progress *progress, size_t done, size_t to
         bar[i] = i < filled ? '#' : '.';
     bar[width] = '\0';
     long eta = rate > 0.0 && total >= done ? (long)((double)(total - done) / rate + 0.5) : 0;
-    fprintf(stderr, "\r\033[K%s%s%zu/%zu [%s] %3.0f%%  %.1f %s/s  ETA %ld:%02ld", progress->label ? progress->label : "",
-            progress->label ? ": " : "", done, total, bar,
+    fprintf(stderr, "\r\033[K%s%s%zu/%zu [%s] %3.0f%%  %.1f %s/s  ETA %ld:%02ld",
+            progress->label ? progress->label : "", progress->label ? ": " : "", done, total, bar,
             total ? 100.0 * (double)done / (double)total : 100.0, rate, progress->unit, eta / 60,
             eta % 60);
     fflush(stderr);

@@ -237,16 +237,16 @@ struct trainer {
     struct blurd_metrics_sample *validation_samples;
 
     /* the loop's position and record, all saved in a checkpoint */
-    int epoch;                /* 0-based epoch in progress */
-    size_t step;              /* steps done in it */
-    double loss_sum;          /* over the samples seen in it */
+    int epoch;       /* 0-based epoch in progress */
+    size_t step;     /* steps done in it */
+    double loss_sum; /* over the samples seen in it */
     size_t correct, seen;
-    double best_score;        /* balanced accuracy, or -training loss without validation */
+    double best_score; /* balanced accuracy, or -training loss without validation */
     double best_loss;
     int best_epoch, since_best;
-    double seconds_before;    /* training time of earlier runs */
+    double seconds_before; /* training time of earlier runs */
     char checkpoint_path[PATH_MAX];
-    char history[4096];       /* "epoch:train_loss:val_bacc;" per epoch, for the model file */
+    char history[4096]; /* "epoch:train_loss:val_bacc;" per epoch, for the model file */
 };
 
 static const char *input_name(int input)
@@ -506,12 +506,12 @@ static int set_meta(struct trainer *t, const char *key, char *err, const char *f
 
 /* The checkpoint's record of the settings and the loop's position, as metadata. */
 static const char *const checkpoint_keys[] = {
-    "checkpoint.version",   "checkpoint.epoch",     "checkpoint.step",
-    "checkpoint.loss_sum",  "checkpoint.correct",   "checkpoint.seen",
-    "checkpoint.best",      "checkpoint.best_loss", "checkpoint.best_epoch",
-    "checkpoint.since_best", "checkpoint.seconds",  "checkpoint.adam_steps",
-    "checkpoint.seed",      "checkpoint.batch",     "checkpoint.val_split",
-    "checkpoint.tiles",     "checkpoint.lr",        "checkpoint.history",
+    "checkpoint.version",    "checkpoint.epoch",     "checkpoint.step",
+    "checkpoint.loss_sum",   "checkpoint.correct",   "checkpoint.seen",
+    "checkpoint.best",       "checkpoint.best_loss", "checkpoint.best_epoch",
+    "checkpoint.since_best", "checkpoint.seconds",   "checkpoint.adam_steps",
+    "checkpoint.seed",       "checkpoint.batch",     "checkpoint.val_split",
+    "checkpoint.tiles",      "checkpoint.lr",        "checkpoint.history",
 };
 
 static int save_checkpoint(struct trainer *t, double seconds, char *err)
@@ -575,7 +575,8 @@ static int read_checkpoint_state(struct trainer *t, char *err)
     double v[sizeof numbers / sizeof *numbers];
     const char *version = blurd_model_meta_get(t->model, "checkpoint.version");
     if (version == NULL || strcmp(version, CHECKPOINT_VERSION) != 0)
-        return blurd_error_set(err, BLURD_EMODEL, "%s: not a blurd training checkpoint (version %s)",
+        return blurd_error_set(err, BLURD_EMODEL,
+                               "%s: not a blurd training checkpoint (version %s)",
                                t->settings.resume, version ? version : "missing");
     for (size_t k = 0; k < sizeof numbers / sizeof *numbers; k++)
         if (meta_number(t->model, numbers[k], &v[k]) != 0)
@@ -627,14 +628,13 @@ static int save_best(struct trainer *t, const struct validation *v, double train
     int rc = 0;
     rc = rc ? rc : set_meta(t, "train.data", err, "%s", s->data_dir);
     rc = rc ? rc
-            : set_meta(t, "train.images", err, "%zu blurred, %zu clear", count[0][0],
-                       count[0][1]);
+            : set_meta(t, "train.images", err, "%zu blurred, %zu clear", count[0][0], count[0][1]);
     rc = rc ? rc
             : set_meta(t, "train.validation_images", err, "%zu blurred, %zu clear", count[1][0],
                        count[1][1]);
-    rc = rc ? rc : set_meta(t, "train.skipped", err, "%zu", t->dataset.count - count[0][0] -
-                                                                count[0][1] - count[1][0] -
-                                                                count[1][1]);
+    rc = rc ? rc
+            : set_meta(t, "train.skipped", err, "%zu",
+                       t->dataset.count - count[0][0] - count[0][1] - count[1][0] - count[1][1]);
     rc = rc ? rc
             : set_meta(t, "train.settings", err,
                        "input %s, batch %d, lr %g, val-split %g, tiles %d, seed %llu",
@@ -648,8 +648,8 @@ static int save_best(struct trainer *t, const struct validation *v, double train
     if (v->images > 0) {
         rc = rc ? rc : set_meta(t, "train.val_loss", err, "%.4f", v->loss);
         rc = rc ? rc : set_meta(t, "train.val_accuracy", err, "%.4f", v->accuracy);
-        rc = rc ? rc
-                : set_meta(t, "train.val_balanced_accuracy", err, "%.4f", v->balanced_accuracy);
+        rc =
+            rc ? rc : set_meta(t, "train.val_balanced_accuracy", err, "%.4f", v->balanced_accuracy);
         rc = rc ? rc : set_meta(t, "train.val_auc", err, "%.4f", v->auc);
         rc = rc ? rc : set_meta(t, "train.val_best_threshold", err, "%.4f", v->best_threshold);
     }
@@ -685,8 +685,8 @@ static int check_options(const struct blurd_train_options *o, char *err)
 static int start_model(struct trainer *t, char *err)
 {
     const struct blurd_train_options *o = t->options;
-    struct blurd_model_extra extras[3] = {{"adam.m", NULL, 0}, {"adam.v", NULL, 0},
-                                          {"best.parameters", NULL, 0}};
+    struct blurd_model_extra extras[3] = {
+        {"adam.m", NULL, 0}, {"adam.v", NULL, 0}, {"best.parameters", NULL, 0}};
     int rc;
     if (o->resume != NULL) {
         rc = blurd_model_load_extras(&t->model, o->resume, extras, 3, err);
@@ -803,9 +803,11 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
     struct blurd_train_summary ignored;
     if (summary == NULL)
         summary = &ignored;
-    *summary = (struct blurd_train_summary){
-        .best_balanced_accuracy = NAN, .best_validation_loss = NAN,
-        .last_training_loss = NAN, .last_training_accuracy = NAN};
+    *summary = (struct blurd_train_summary){.best_balanced_accuracy = NAN,
+                                            .best_validation_loss = NAN,
+                                            .first_training_loss = NAN,
+                                            .last_training_loss = NAN,
+                                            .last_training_accuracy = NAN};
     int rc = check_options(options, err);
     if (rc != 0)
         return rc;
@@ -864,11 +866,12 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
     int size = blurd_model_preprocess(t->model)->tile_size;
     uint64_t total_steps = (uint64_t)s->epochs * t->steps_per_epoch;
     double run_start = now_seconds();
+    uint64_t steps_run = 0;
     enum blurd_train_end end = BLURD_TRAIN_FINISHED;
 
     while (rc == 0 && t->epoch < s->epochs) {
         build_order(t, t->epoch);
-        char label[32];
+        char label[96];
         snprintf(label, sizeof label, "epoch %d/%d", t->epoch + 1, s->epochs);
         blurd_progress_start(&t->progress, s->progress, "inputs");
         t->progress.label = label;
@@ -878,10 +881,11 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
             double elapsed = t->seconds_before + (now_seconds() - run_start);
             bool stop =
                 stop_signalled || (options->stop_requested != NULL && *options->stop_requested);
-            bool out_of_time = options->max_seconds > 0 && elapsed >= options->max_seconds;
+            bool out_of_time = (options->max_seconds > 0 && elapsed >= options->max_seconds) ||
+                               (options->max_steps > 0 && steps_run >= options->max_steps);
             if (stop || out_of_time) {
                 blurd_progress_clear(&t->progress);
-                end = stop ? BLURD_TRAIN_INTERRUPTED : BLURD_TRAIN_TIME_LIMIT;
+                end = stop ? BLURD_TRAIN_INTERRUPTED : BLURD_TRAIN_BUDGET_SPENT;
                 break;
             }
             size_t begin = t->step * (size_t)s->batch;
@@ -915,6 +919,10 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
             t->loss_sum += loss * n;
             t->seen += (size_t)n;
             blurd_adam_step(t->adam, parameters, blurd_net_train_gradients(t->train_ws));
+            steps_run++;
+            snprintf(label, sizeof label, "epoch %d/%d, loss %.4f, accuracy %.1f%%", t->epoch + 1,
+                     s->epochs, t->loss_sum / (double)t->seen,
+                     100.0 * (double)t->correct / (double)t->seen);
             blurd_progress_show(&t->progress, (t->step + 1 - first_step) * (size_t)s->batch,
                                 (t->steps_per_epoch - first_step) * (size_t)s->batch, 0);
         }
@@ -953,6 +961,8 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
             fprintf(stderr, "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%% | %.0f s%s\n",
                     t->epoch + 1, s->epochs, train_loss, 100.0 * train_accuracy,
                     now_seconds() - epoch_start, improved ? " | best, saved" : "");
+        if (isnan(summary->first_training_loss))
+            summary->first_training_loss = train_loss;
         summary->last_training_loss = train_loss;
         summary->last_training_accuracy = train_accuracy;
         if (improved) {
@@ -973,13 +983,14 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
         }
     }
     double seconds = t->seconds_before + (now_seconds() - run_start);
-    if (rc == 0 && (end == BLURD_TRAIN_INTERRUPTED || end == BLURD_TRAIN_TIME_LIMIT)) {
+    if (rc == 0 && (end == BLURD_TRAIN_INTERRUPTED || end == BLURD_TRAIN_BUDGET_SPENT)) {
         rc = save_checkpoint(t, seconds, err);
         if (rc == 0)
-            fprintf(stderr, "blurd: %s at epoch %d, step %zu: checkpoint saved to %s (continue "
-                            "with --resume %s)\n",
-                    end == BLURD_TRAIN_INTERRUPTED ? "interrupted" : "time limit reached",
-                    t->epoch + 1, t->step, t->checkpoint_path, t->checkpoint_path);
+            fprintf(stderr,
+                    "blurd: %s at epoch %d, step %zu: checkpoint saved to %s (continue "
+                    "with --resume %s)\n",
+                    end == BLURD_TRAIN_INTERRUPTED ? "interrupted" : "budget spent", t->epoch + 1,
+                    t->step, t->checkpoint_path, t->checkpoint_path);
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -1,8 +1,22 @@
 /* test-train.c - the optimizer against a plain double-precision transcription of the
- * paper's Algorithm 1, and on a problem whose minimum is known. */
+ * paper's Algorithm 1, and on a problem whose minimum is known; the training loop on a
+ * trivially separable set, its checkpoints and resume, and `blurd train` on bad data. */
+#include "blurd/dataset.h"
 #include "blurd/error.h"
+#include "blurd/image.h"
+#include "blurd/model.h"
+#include "blurd/net.h"
 #include "blurd/train.h"
 #include "test.h"
+
+#include <vips/vips.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 TEST_IMPL(adam_matches_the_papers_algorithm)
 {
@@ -66,5 +80,297 @@ TEST_IMPL(adam_first_step_and_convergence)
     options.beta1 = 1.0f;
     ASSERT_INT_EQ(blurd_adam_create(&adam, 3, &options, err), BLURD_EINVAL);
     ASSERT(adam == NULL);
+    return 0;
+}
+
+/* ---- the training loop ------------------------------------------------------------ */
+
+#define TRAIN_SPEC                                                          \
+    "input 200 200 3; conv 4 3 relu; maxpool 2; conv 4 3 relu; maxpool 2; " \
+    "flatten; dense 8 relu; dropout 0.25; dense 2 softmax"
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
+    if (path == NULL)
+        TEST_FAIL("out of memory");
+    snprintf(path, n, "%s/%s", dir, name);
+    return path; /* kept reachable by the caller's test for LSan: tests are short-lived */
+}
+
+static void make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        TEST_FAIL("mkdir %s: %s", path, strerror(errno));
+}
+
+/* A set no network can fail to separate: noise for Undistorted, the same kind of noise
+ * blurred away (sigma 4) for Blurred; 200 x 200 PNGs, so one input per image in either
+ * mode.  Returns the DATA folder. */
+static char *make_separable_set(const char *name, int per_class, uint64_t seed)
+{
+    char *data = test_path(name);
+    make_dir(data);
+    for (int label = 0; label < 2; label++) {
+        char *dir = join(data, label == 0 ? "Blurred" : "Undistorted");
+        make_dir(dir);
+        for (int i = 0; i < per_class; i++) {
+            enum { SIDE = 200 };
+            static uint8_t pixels[SIDE * SIDE * 3];
+            for (size_t k = 0; k < sizeof pixels; k++)
+                pixels[k] = (uint8_t)(test_random_next(&seed) >> 56);
+            VipsImage *noise = vips_image_new_from_memory_copy(pixels, sizeof pixels, SIDE, SIDE, 3,
+                                                               VIPS_FORMAT_UCHAR);
+            VipsImage *out = NULL;
+            if (noise == NULL || (label == 0 ? vips_gaussblur(noise, &out, 4.0, "precision",
+                                                              VIPS_PRECISION_INTEGER, NULL)
+                                             : vips_copy(noise, &out, NULL)) != 0)
+                TEST_FAIL("vips: %s", vips_error_buffer());
+            char file[32];
+            snprintf(file, sizeof file, "%02d.png", i);
+            char *path = join(dir, file);
+            if (vips_pngsave(out, path, NULL) != 0)
+                TEST_FAIL("vips_pngsave %s: %s", path, vips_error_buffer());
+            free(path);
+            g_object_unref(out);
+            g_object_unref(noise);
+        }
+        free(dir);
+    }
+    return data;
+}
+
+static struct blurd_train_options small_options(const char *data, const char *output)
+{
+    struct blurd_train_options options;
+    blurd_train_defaults(&options);
+    options.data_dir = data;
+    options.output = output;
+    options.spec = TRAIN_SPEC;
+    options.input = BLURD_INPUT_RESIZE;
+    options.batch = 4;
+    options.learning_rate = 3e-3f;
+    options.val_split = 0.25;
+    options.patience = 0;
+    options.progress = 0;
+    options.threads = 1; /* one thread: every run of the same seed gives the same bits */
+    return options;
+}
+
+static double meta_double(const blurd_model *model, const char *key)
+{
+    const char *text = blurd_model_meta_get(model, key);
+    if (text == NULL)
+        TEST_FAIL("model has no %s", key);
+    return strtod(text, NULL);
+}
+
+TEST_IMPL(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same)
+{
+    char err[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
+    char *data = make_separable_set("data", 12, 7);
+    char *output = test_path("model.safetensors");
+    struct blurd_train_options options = small_options(data, output);
+    options.epochs = 12;
+    struct blurd_train_summary summary;
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(summary.end, BLURD_TRAIN_FINISHED);
+    ASSERT_INT_EQ(summary.epochs, 12);
+    ASSERT_INT_EQ(summary.skipped, 0);
+    ASSERT(summary.validation[0] > 0 && summary.validation[1] > 0);
+    ASSERT_INT_EQ(summary.training[0] + summary.training[1] + summary.validation[0] +
+                      summary.validation[1],
+                  24);
+    ASSERT(summary.last_training_loss < 0.5 * summary.first_training_loss);
+    ASSERT_NEAR(summary.best_balanced_accuracy, 1.0, 1e-9);
+
+    /* The saved model judges every training image right (the epoch's running accuracy is
+     * taken with dropout on, so it is measured here without), and it is the model that
+     * validation measured: its validation inputs, scored after loading, give the loss
+     * recorded in it. */
+    blurd_model *model;
+    if (blurd_model_load(&model, output, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_STR_EQ(blurd_model_meta_get(model, "blurd.input"), "resize");
+    ASSERT_STR_EQ(blurd_model_meta_get(model, "train.data"), data);
+    struct blurd_dataset dataset = {0};
+    ASSERT_INT_EQ(blurd_dataset_read(&dataset, data, err), 0);
+    unsigned char validation[24];
+    ASSERT_INT_EQ(blurd_dataset_split(&dataset, 0.25, validation),
+                  summary.validation[0] + summary.validation[1]);
+    blurd_net_workspace *ws;
+    ASSERT_INT_EQ(blurd_net_workspace_create(&ws, blurd_model_net(model), 1, 1, err), 0);
+    struct blurd_image_options image = {.input = BLURD_INPUT_RESIZE, .size = 200, .tile_count = 1};
+    double loss = 0.0;
+    size_t n = 0;
+    for (size_t i = 0; i < dataset.count; i++) {
+        struct blurd_image_info info;
+        ASSERT_INT_EQ(blurd_image_load(dataset.entries[i].path, &image,
+                                       blurd_net_workspace_input(ws), &info, err),
+                      0);
+        const float *p = blurd_net_forward(blurd_model_net(model), ws, 1, NULL);
+        int called = p[BLURD_DATASET_BLURRED] >= 0.5f ? BLURD_DATASET_BLURRED : BLURD_DATASET_CLEAR;
+        ASSERT_INT_EQ(called, dataset.entries[i].label);
+        if (validation[i]) {
+            loss -= log((double)p[dataset.entries[i].label]);
+            n++;
+        }
+    }
+    ASSERT_NEAR(loss / (double)n, meta_double(model, "train.val_loss"), 1e-4);
+    ASSERT_NEAR(meta_double(model, "train.val_balanced_accuracy"), 1.0, 1e-9);
+    blurd_net_workspace_free(ws);
+    blurd_dataset_clear(&dataset);
+    blurd_model_free(model);
+
+    /* The checkpoint beside it is no model to classify with, but loads as a checkpoint. */
+    char *checkpoint = test_path("model.safetensors.ckpt");
+    ASSERT_INT_EQ(blurd_model_load(&model, checkpoint, err), BLURD_EMODEL);
+    ASSERT_CONTAINS(err, "extra tensor");
+    return 0;
+}
+
+/* Stopped after 4 steps (mid-epoch: 3 steps make an epoch) and resumed, a run ends with the very
+ * same weights as one that never stopped. */
+TEST_IMPL(train_resumed_run_matches_an_uninterrupted_one)
+{
+    char err[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
+    char *data = make_separable_set("data", 8, 11);
+    char *whole = test_path("whole.safetensors"), *sliced = test_path("sliced.safetensors");
+    struct blurd_train_options options = small_options(data, whole);
+    options.epochs = 2;
+    options.seed = 5;
+    struct blurd_train_summary summary;
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+
+    options.output = sliced;
+    options.max_steps = 4;
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(summary.end, BLURD_TRAIN_BUDGET_SPENT);
+    ASSERT_INT_EQ(summary.epochs, 1);
+    char *checkpoint = test_path("sliced.safetensors.ckpt");
+    options.max_steps = 0;
+    options.resume = checkpoint;
+    options.seed = 999; /* ignored: the checkpoint's settings rule */
+    options.batch = 7;
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(summary.end, BLURD_TRAIN_FINISHED);
+    ASSERT_INT_EQ(summary.epochs, 2);
+
+    /* the last checkpoints hold the weights after epoch 2 (whichever epoch was best) and
+     * the optimizer's moments: all the same bits */
+    blurd_model *a, *b;
+    struct blurd_model_extra ea[3] = {
+        {"adam.m", NULL, 0}, {"adam.v", NULL, 0}, {"best.parameters", NULL, 0}};
+    struct blurd_model_extra eb[3] = {
+        {"adam.m", NULL, 0}, {"adam.v", NULL, 0}, {"best.parameters", NULL, 0}};
+    if (blurd_model_load_extras(&a, test_path("whole.safetensors.ckpt"), ea, 3, err) != 0 ||
+        blurd_model_load_extras(&b, test_path("sliced.safetensors.ckpt"), eb, 3, err) != 0)
+        TEST_FAIL("%s", err);
+    size_t count = blurd_net_parameter_count(blurd_model_net(a));
+    ASSERT_INT_EQ(count, blurd_net_parameter_count(blurd_model_net(b)));
+    ASSERT(memcmp(blurd_net_parameters(blurd_model_net(a)),
+                  blurd_net_parameters(blurd_model_net(b)), count * sizeof(float)) == 0);
+    for (int e = 0; e < 3; e++) {
+        ASSERT_INT_EQ(ea[e].count, count);
+        ASSERT(memcmp(ea[e].data, eb[e].data, count * sizeof(float)) == 0);
+        free(ea[e].data);
+        free(eb[e].data);
+    }
+    blurd_model_free(a);
+    blurd_model_free(b);
+    ASSERT_INT_EQ(blurd_model_load(&a, whole, err), 0);
+    ASSERT_INT_EQ(blurd_model_load(&b, sliced, err), 0);
+    ASSERT_STR_EQ(blurd_model_meta_get(a, "train.val_loss"),
+                  blurd_model_meta_get(b, "train.val_loss"));
+    blurd_model_free(a);
+    blurd_model_free(b);
+
+    /* a damaged checkpoint is refused with its name */
+    char *bad = test_path("bad.ckpt");
+    test_write_file(bad, "not a checkpoint", 16);
+    options.resume = bad;
+    ASSERT_INT_EQ(blurd_train_run(&options, &summary, err), BLURD_EMODEL);
+    ASSERT_CONTAINS(err, "bad.ckpt");
+    return 0;
+}
+
+TEST_IMPL(train_command_bad_data_and_usage)
+{
+    char err_text[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err_text), 0);
+    char *out, *err;
+    ASSERT_INT_EQ(test_blurd("train --help", &out, &err), 0);
+    ASSERT_CONTAINS(out, "--resume");
+    ASSERT_INT_EQ(test_blurd("train missing -o m.safetensors", &out, &err), 2);
+    ASSERT_CONTAINS(err, "missing");
+    ASSERT_INT_EQ(test_blurd("train missing", &out, &err), 2);
+    ASSERT_CONTAINS(err, "-o FILE");
+    ASSERT_INT_EQ(test_blurd("train missing -o m --batch 0", &out, &err), 2);
+    ASSERT_CONTAINS(err, "--batch");
+
+    /* a class folder without images, and a set of one image */
+    char *data = make_separable_set("data", 1, 3);
+    char *blurred = join(data, "Blurred/00.png");
+    ASSERT(rename(blurred, test_path("aside.png")) == 0);
+    ASSERT_INT_EQ(test_blurd("train data -o m.safetensors", &out, &err), 2);
+    ASSERT_CONTAINS(err, "Blurred");
+
+    /* unreadable images are skipped, warned about and counted; the rest trains (exit 1) */
+    char *set = make_separable_set("set", 6, 9);
+    test_write_file(join(set, "Blurred/empty.jpg"), "", 0);
+    test_write_file(join(set, "Undistorted/corrupt.png"), "\x89PNG\r\n\x1a\n garbage", 16);
+    char args[512];
+    snprintf(args, sizeof args,
+             "train set -o m.safetensors --spec '%s' --input resize --epochs 2 --batch 4 "
+             "--val-split 0.3 -j 1",
+             TRAIN_SPEC);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 1);
+    ASSERT_CONTAINS(err, "empty.jpg");
+    ASSERT_CONTAINS(err, "corrupt.png");
+    ASSERT_CONTAINS(err, "2 skipped");
+    ASSERT_CONTAINS(err, "epoch 2/2");
+    blurd_model *model;
+    ASSERT_INT_EQ(blurd_model_load(&model, test_path("m.safetensors"), err_text), 0);
+    ASSERT_STR_EQ(blurd_model_meta_get(model, "train.skipped"), "2");
+    blurd_model_free(model);
+
+    /* nothing is overwritten: the same output again is refused, naming it */
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
+    ASSERT_CONTAINS(err, "m.safetensors: already exists");
+    return 0;
+}
+
+/* Ctrl-C during training finishes the step, saves a checkpoint and exits 130; the
+ * checkpoint resumes. */
+TEST_IMPL(train_interrupt_saves_a_checkpoint)
+{
+    char err_text[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err_text), 0);
+    make_separable_set("set", 6, 13);
+    char command[1024];
+    snprintf(command, sizeof command,
+             "cd '%s' && { '%s' train set -o m.safetensors --spec '%s' --input resize "
+             "--epochs 100000 --patience 0 --batch 2 -j 1 & pid=$!; "
+             "while kill -0 $pid 2>/dev/null && [ ! -f m.safetensors.ckpt ]; do sleep 0.05; done; "
+             "kill -INT $pid; "
+             "wait $pid; echo \"status $?\"; }",
+             test_tmpdir(), test_blurd_binary(), TRAIN_SPEC);
+    char *out, *err;
+    ASSERT_INT_EQ(test_run(command, &out, &err), 0);
+    ASSERT_CONTAINS(out, "status 130");
+    ASSERT_CONTAINS(err, "interrupted at epoch");
+    ASSERT_CONTAINS(err, "--resume m.safetensors.ckpt");
+    snprintf(command, sizeof command,
+             "train set -o m.safetensors --resume m.safetensors.ckpt --epochs 4 -j 1");
+    ASSERT_INT_EQ(test_blurd(command, &out, &err), 0);
+    ASSERT_CONTAINS(err, "resuming m.safetensors.ckpt");
+    ASSERT_CONTAINS(err, "epoch 4/4");
     return 0;
 }

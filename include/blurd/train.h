@@ -73,6 +73,7 @@ struct blurd_train_options {
     int threads;            /* cores, >= 1 */
     uint64_t max_pixels;    /* as for classify; 0 = the default */
     double max_seconds;     /* stop with a checkpoint after this much training; 0 = no limit */
+    uint64_t max_steps;     /* stop with a checkpoint after this many steps in this run; 0 = none */
     int progress;           /* -1: when stderr is a terminal; 0 never; 1 always */
     /* Set (from a signal handler) to stop at the next step with a checkpoint; may be NULL. */
     volatile sig_atomic_t *stop_requested;
@@ -82,10 +83,10 @@ struct blurd_train_options {
 void blurd_train_defaults(struct blurd_train_options *options);
 
 enum blurd_train_end {
-    BLURD_TRAIN_FINISHED,    /* every epoch ran */
-    BLURD_TRAIN_EARLY_STOP,  /* `patience` epochs without improvement */
-    BLURD_TRAIN_TIME_LIMIT,  /* max_seconds reached; the checkpoint resumes it */
-    BLURD_TRAIN_INTERRUPTED, /* stop_requested; the checkpoint resumes it */
+    BLURD_TRAIN_FINISHED,     /* every epoch ran */
+    BLURD_TRAIN_EARLY_STOP,   /* `patience` epochs without improvement */
+    BLURD_TRAIN_BUDGET_SPENT, /* max_seconds or max_steps reached; the checkpoint resumes it */
+    BLURD_TRAIN_INTERRUPTED,  /* stop_requested; the checkpoint resumes it */
 };
 
 struct blurd_train_summary {
@@ -95,6 +96,7 @@ struct blurd_train_summary {
     int best_epoch;                    /* 1-based; 0 if none completed */
     double best_balanced_accuracy;     /* validation, at the model's threshold; NaN if none */
     double best_validation_loss;       /* NaN if no validation */
+    double first_training_loss;        /* of the first epoch this run completed */
     double last_training_loss, last_training_accuracy;
     double seconds; /* training time, counting resumed runs */
     enum blurd_train_end end;
