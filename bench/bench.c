@@ -6,6 +6,7 @@
 #include "blurd/kernels.h"
 #include "blurd/model.h"
 #include "blurd/net.h"
+#include "blurd/train.h"
 
 #include <glob.h>
 #include <pthread.h>
@@ -116,9 +117,8 @@ static double median_of(double *v, int n)
     return v[n / 2];
 }
 
-/* Training images/s at batch 32 on 2 threads, the share of a step in forward, backward and a
- * plain SGD update of the parameter block (standing in for the optimizer), and the step's cost
- * against an inference forward pass of the same batch (issue 3's target: at most 3.5x). */
+/* Training images/s at batch 32 on 2 threads, the share of a step in forward, backward and
+ * the Adam update `blurd train` uses, and the step's cost against an inference forward pass of the same batch (issue 3's target: at most 3.5x). */
 static void bench_training(void)
 {
     char err[BLURD_ERR_LEN];
@@ -141,7 +141,12 @@ static void bench_training(void)
         labels[b] = b % 2;
     float *theta = blurd_net_parameters(net), *gradients = blurd_net_train_gradients(ws);
     size_t parameters = blurd_net_parameter_count(net);
-    const float rate = 1e-4f;
+    blurd_adam *adam;
+    struct blurd_adam_options adam_options = blurd_adam_defaults();
+    if (blurd_adam_create(&adam, parameters, &adam_options, err) != 0) {
+        fprintf(stderr, "bench: %s\n", err);
+        exit(1);
+    }
 
     double forward[TRAIN_STEPS], backward[TRAIN_STEPS], update[TRAIN_STEPS], step[TRAIN_STEPS];
     for (int s = -1; s < TRAIN_STEPS; s++) { /* step -1 warms up */
@@ -151,8 +156,7 @@ static void bench_training(void)
         double t1 = now();
         blurd_net_train_backward(net, ws, TRAIN_BATCH, labels);
         double t2 = now();
-        for (size_t i = 0; i < parameters; i++)
-            theta[i] -= rate * gradients[i];
+        blurd_adam_step(adam, theta, gradients);
         double t3 = now();
         if (s >= 0) {
             forward[s] = t1 - t0;
@@ -163,6 +167,7 @@ static void bench_training(void)
     }
     double workspace_mib = (double)blurd_net_train_workspace_bytes(ws) / 1048576.0;
     blurd_net_train_workspace_free(ws);
+    blurd_adam_free(adam);
     free(images);
     double f = median_of(forward, TRAIN_STEPS), b = median_of(backward, TRAIN_STEPS),
            u = median_of(update, TRAIN_STEPS), total = median_of(step, TRAIN_STEPS);
@@ -170,7 +175,7 @@ static void bench_training(void)
     printf("\n== training step, batch %d, %d threads (workspace %.0f MiB) ==\n", TRAIN_BATCH,
            TRAIN_THREADS, workspace_mib);
     printf("%.1f training images/s (PyTorch tuned: 35); step %.0f ms = forward %.0f ms (%.0f%%) "
-           "+ backward %.0f ms (%.0f%%) + SGD update %.1f ms (%.1f%%)\n",
+           "+ backward %.0f ms (%.0f%%) + Adam update %.1f ms (%.1f%%)\n",
            TRAIN_BATCH / total, total * 1e3, f * 1e3, 100.0 * f / total, b * 1e3, 100.0 * b / total,
            u * 1e3, 100.0 * u / total);
     printf("step / inference forward of the same batch (%.0f ms): %.2fx (target <= 3.5x)\n",

@@ -48,6 +48,7 @@
     X(model_load_bad_threshold)                                             \
     X(model_load_tile_size_mismatch)                                        \
     X(model_load_bad_metadata_values)                                       \
+    X(model_extras_round_trip_and_refusals)                                 \
     X(net_forward_matches_python_reference)                                 \
     /* image */                                                             \
     X(image_has_image_extension)                                            \

@@ -11,6 +11,8 @@
 #include "test.h"
 
 #include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1125,5 +1127,57 @@ TEST_IMPL(net_forward_matches_python_reference)
     }
     blurd_model_free(model);
     free(ref);
+    return 0;
+}
+
+/* A checkpoint is a model file with extra tensors: they round-trip exactly, a plain load
+ * refuses them, and a missing or misshapen extra is refused by name. */
+TEST_IMPL(model_extras_round_trip_and_refusals)
+{
+    char err[BLURD_ERR_LEN];
+    blurd_model *model;
+    ASSERT_INT_EQ(blurd_model_create(&model, TEST_SMALL_SPEC, 3, err), 0);
+    size_t count = blurd_net_parameter_count(blurd_model_net(model));
+    float *state = malloc(count * sizeof(float)), small[5] = {1.0f, -2.5f, 3.0f, 0.0f, 1e-30f};
+    ASSERT(state != NULL);
+    uint64_t seed = 4;
+    for (size_t i = 0; i < count; i++)
+        state[i] = test_random_uniform(&seed, -1.0f, 1.0f);
+    struct blurd_model_extra extras[2] = {{"opt.state", state, count}, {"opt.small", small, 5}};
+    char *path = test_path("checkpoint.safetensors");
+    ASSERT_INT_EQ(blurd_model_save_extras(model, path, extras, 2, err), 0);
+
+    blurd_model *loaded;
+    ASSERT_INT_EQ(blurd_model_load(&loaded, path, err), BLURD_EMODEL);
+    ASSERT_CONTAINS(err, "extra tensor opt.");
+
+    float back_small[5];
+    struct blurd_model_extra wanted[2] = {{"opt.state", NULL, 0}, {"opt.small", back_small, 5}};
+    if (blurd_model_load_extras(&loaded, path, wanted, 2, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(wanted[0].count, count);
+    ASSERT(memcmp(wanted[0].data, state, count * sizeof(float)) == 0);
+    ASSERT(memcmp(back_small, small, sizeof small) == 0);
+    ASSERT(memcmp(blurd_net_parameters(blurd_model_net(loaded)),
+                  blurd_net_parameters(blurd_model_net(model)), count * sizeof(float)) == 0);
+    free(wanted[0].data);
+    blurd_model_free(loaded);
+
+    /* an extra of another size, or one the file lacks */
+    float wrong[4];
+    struct blurd_model_extra misshapen[2] = {{"opt.state", NULL, 0}, {"opt.small", wrong, 4}};
+    ASSERT_INT_EQ(blurd_model_load_extras(&loaded, path, misshapen, 2, err), BLURD_EMODEL);
+    ASSERT_CONTAINS(err, "tensor opt.small has shape [5], expected [4]");
+    ASSERT(misshapen[0].data == NULL); /* what the load allocated is freed on failure */
+    struct blurd_model_extra missing[1] = {{"opt.other", NULL, 0}};
+    ASSERT_INT_EQ(blurd_model_load_extras(&loaded, path, missing, 1, err), BLURD_EMODEL);
+    ASSERT_CONTAINS(err, "extra tensor opt.s");
+
+    /* a non-finite extra is not saved, like a non-finite weight */
+    small[2] = NAN;
+    ASSERT_INT_EQ(blurd_model_save_extras(model, path, extras, 2, err), BLURD_EINVAL);
+    ASSERT_CONTAINS(err, "tensor opt.small has a NaN weight at index 2");
+    free(state);
+    blurd_model_free(model);
     return 0;
 }
