@@ -15,6 +15,7 @@
 #include "blurd/train.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -741,11 +742,15 @@ static int command_train(int argc, char **argv)
     options.threads = cores > 0 ? (int)cores : 1;
     options.max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS;
     const char *hint = "blurd train";
+    bool settings_given = false; /* an option that --resume overrides */
     int c;
     long number;
     float value;
     char *end;
     while ((c = getopt_long(argc, argv, "o:e:b:i:s:j:h", long_options, NULL)) != -1) {
+        if (c == 'b' || c == OPT_LR || c == OPT_VAL_SPLIT || c == 'i' || c == OPT_TILES ||
+            c == OPT_SPEC || c == 's')
+            settings_given = true;
         switch (c) {
         case 'o':
             options.output = optarg;
@@ -845,6 +850,9 @@ static int command_train(int argc, char **argv)
     if (options.output == NULL)
         return usage_error(hint, "%s", "train needs -o FILE, the model to write");
     options.data_dir = argv[optind];
+    if (options.resume != NULL && settings_given)
+        blurd_log_warning("resuming: the checkpoint's spec, input, batch, learning rate, seed, "
+                          "split and tiles are used; the ones given are ignored");
     /* a fresh run never replaces a model or checkpoint; a resumed one continues its own */
     char checkpoint[4096];
     snprintf(checkpoint, sizeof checkpoint, "%s.ckpt", options.output);
@@ -867,11 +875,14 @@ static int command_train(int argc, char **argv)
     }
     if (summary.end == BLURD_TRAIN_INTERRUPTED)
         return EXIT_INTERRUPTED;
-    fprintf(stderr, "blurd: %s after %d epochs in %.0f s; best epoch %d, saved to %s\n",
-            summary.end == BLURD_TRAIN_EARLY_STOP     ? "stopped early"
-            : summary.end == BLURD_TRAIN_BUDGET_SPENT ? "budget spent"
-                                                      : "trained",
-            summary.epochs, summary.seconds, summary.best_epoch, options.output);
+    const char *how = summary.end == BLURD_TRAIN_EARLY_STOP     ? "stopped early"
+                      : summary.end == BLURD_TRAIN_BUDGET_SPENT ? "budget spent"
+                                                                : "trained";
+    if (summary.best_epoch > 0)
+        fprintf(stderr, "blurd: %s after %d epochs in %.0f s; best epoch %d, saved to %s\n", how,
+                summary.epochs, summary.seconds, summary.best_epoch, options.output);
+    else
+        fprintf(stderr, "blurd: %s before the first epoch ended: no model saved yet\n", how);
     return summary.skipped > 0 ? EXIT_FILES_FAILED : EXIT_OK;
 }
 

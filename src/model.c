@@ -762,6 +762,13 @@ static int load_mapped(blurd_model *model, const unsigned char *bytes, uint64_t 
         bool known = false;
         for (int t = 0; t < tensor_count && !known; t++)
             known = strcmp(tensors[t].name, key) == 0;
+        if (!known && extra_count == 0 && meta_value(model, "checkpoint.version") != NULL) {
+            /* written by `blurd train` (see train.c), which saves the best model apart */
+            rc = fail(err, BLURD_EMODEL, path,
+                      "a training checkpoint, not a model: continue it with `blurd train "
+                      "--resume`, or use the model that training saved");
+            goto done;
+        }
         if (!known) {
             rc = fail(err, BLURD_EMODEL, path, "extra tensor %s: the spec has no such parameter",
                       key);

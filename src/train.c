@@ -17,6 +17,7 @@
 #include "blurd/progress.h"
 #include "blurd/team.h"
 
+#include <glib.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 struct blurd_adam {
@@ -244,7 +246,11 @@ struct trainer {
     double best_score; /* balanced accuracy, or -training loss without validation */
     double best_loss;
     int best_epoch, since_best;
-    double seconds_before; /* training time of earlier runs */
+    double seconds_before;   /* training time of earlier runs */
+    bool rank_by_validation; /* both classes held out: epochs ranked by validation */
+    bool saved_this_run;     /* the best model was written to the output by this run */
+    uint64_t fingerprint;    /* of the data set's file names and labels */
+    char resumed_data[96];   /* a resumed checkpoint's record of DATA; "" if none */
     char checkpoint_path[PATH_MAX];
     char history[4096]; /* "epoch:train_loss:val_bacc;" per epoch, for the model file */
 };
@@ -252,6 +258,19 @@ struct trainer {
 static const char *input_name(int input)
 {
     return input == BLURD_INPUT_RESIZE ? "resize" : "tiles";
+}
+
+/* FNV-1a over every file's name and label: a resumed run warns when DATA changed, since
+ * the epoch order (and so the step it resumes at) depends on the files. */
+static uint64_t dataset_fingerprint(const struct blurd_dataset *dataset)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < dataset->count; i++) {
+        for (const char *c = dataset->entries[i].name; *c != '\0'; c++)
+            h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+        h = (h ^ (uint64_t)(dataset->entries[i].label + 1)) * 0x100000001b3ULL;
+    }
+    return h;
 }
 
 /* ---- loading ---- */
@@ -504,6 +523,16 @@ static int set_meta(struct trainer *t, const char *key, char *err, const char *f
     return blurd_model_meta_set(t->model, key, value, err);
 }
 
+/* A path as metadata, which must be UTF-8: bytes that are not are shown as U+FFFD. */
+static int set_display_meta(struct trainer *t, const char *key, const char *path, char *err)
+{
+    gchar *valid = g_utf8_make_valid(path, -1);
+    int rc = valid ? blurd_model_meta_set(t->model, key, valid, err)
+                   : blurd_error_set(err, BLURD_ENOMEM, "out of memory");
+    g_free(valid);
+    return rc;
+}
+
 /* The checkpoint's record of the settings and the loop's position, as metadata. */
 static const char *const checkpoint_keys[] = {
     "checkpoint.version",    "checkpoint.epoch",     "checkpoint.step",
@@ -512,6 +541,7 @@ static const char *const checkpoint_keys[] = {
     "checkpoint.since_best", "checkpoint.seconds",   "checkpoint.adam_steps",
     "checkpoint.seed",       "checkpoint.batch",     "checkpoint.val_split",
     "checkpoint.tiles",      "checkpoint.lr",        "checkpoint.history",
+    "checkpoint.data",       "checkpoint.output",
 };
 
 static int save_checkpoint(struct trainer *t, double seconds, char *err)
@@ -538,6 +568,10 @@ static int save_checkpoint(struct trainer *t, double seconds, char *err)
     rc = rc ? rc : set_meta(t, "checkpoint.tiles", err, "%d", s->tiles_per_image);
     rc = rc ? rc : set_meta(t, "checkpoint.lr", err, "%.9g", (double)s->learning_rate);
     rc = rc ? rc : set_meta(t, "checkpoint.history", err, "%s", t->history);
+    rc = rc ? rc
+            : set_meta(t, "checkpoint.data", err, "%zu files, fingerprint %016llx",
+                       t->dataset.count, (unsigned long long)t->fingerprint);
+    rc = rc ? rc : set_display_meta(t, "checkpoint.output", s->output, err);
     struct blurd_model_extra extras[] = {
         {"adam.m", blurd_adam_first_moments(t->adam), t->parameter_count},
         {"adam.v", blurd_adam_second_moments(t->adam), t->parameter_count},
@@ -583,8 +617,15 @@ static int read_checkpoint_state(struct trainer *t, char *err)
             return blurd_error_set(err, BLURD_EMODEL, "%s: checkpoint value %s missing or bad",
                                    t->settings.resume, numbers[k]);
     /* NaN best scores (no validation) are written as "nan" and read back by strtod */
-    if (!(v[0] >= 0 && v[0] < 1e6 && v[1] >= 0 && v[12] >= 1 && v[12] <= BLURD_TRAIN_MAX_BATCH &&
-          v[13] >= 0 && v[13] < 1 && v[14] >= 1 && v[14] <= 64 && v[15] > 0))
+    /* every count within what a run can reach, so no cast below is out of range */
+    bool counts_ok = true;
+    const int counts[] = {0, 1, 3, 4, 7, 8, 10};
+    for (size_t k = 0; k < sizeof counts / sizeof *counts; k++)
+        counts_ok = counts_ok && v[counts[k]] >= 0 && v[counts[k]] <= 1e15;
+    if (!counts_ok ||
+        !(v[0] < 1e6 && v[7] <= v[0] && v[12] >= 1 && v[12] <= BLURD_TRAIN_MAX_BATCH &&
+          v[13] >= 0 && v[13] < 1 && v[14] >= 1 && v[14] <= 64 && v[15] > 0 && v[15] <= 1 &&
+          isfinite(v[2]) && isfinite(v[9]) && v[9] >= 0))
         return blurd_error_set(err, BLURD_EMODEL, "%s: checkpoint values out of range",
                                t->settings.resume);
     t->epoch = (int)v[0];
@@ -602,6 +643,17 @@ static int read_checkpoint_state(struct trainer *t, char *err)
     t->settings.tiles_per_image = (int)v[14];
     t->settings.learning_rate = (float)v[15];
     t->settings.input = blurd_model_preprocess(t->model)->input;
+    const char *data = blurd_model_meta_get(t->model, "checkpoint.data");
+    snprintf(t->resumed_data, sizeof t->resumed_data, "%s", data ? data : "");
+    /* a resumed run writes its own model, or a new file: never another file that exists */
+    const char *output = blurd_model_meta_get(t->model, "checkpoint.output");
+    struct stat st;
+    if (output != NULL && strcmp(output, t->settings.output) != 0 &&
+        stat(t->settings.output, &st) == 0)
+        return blurd_error_set(err, BLURD_EINVAL,
+                               "%s: already exists and is not the model of %s (that is %s): "
+                               "choose another -o",
+                               t->settings.output, t->settings.resume, output);
     const char *history = blurd_model_meta_get(t->model, "checkpoint.history");
     snprintf(t->history, sizeof t->history, "%s", history ? history : "");
     /* a double cannot hold every 64-bit seed: parsed as an integer */
@@ -626,7 +678,7 @@ static int save_best(struct trainer *t, const struct validation *v, double train
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
     int rc = 0;
-    rc = rc ? rc : set_meta(t, "train.data", err, "%s", s->data_dir);
+    rc = rc ? rc : set_display_meta(t, "train.data", s->data_dir, err);
     rc = rc ? rc
             : set_meta(t, "train.images", err, "%zu blurred, %zu clear", count[0][0], count[0][1]);
     rc = rc ? rc
@@ -690,6 +742,11 @@ static int start_model(struct trainer *t, char *err)
     int rc;
     if (o->resume != NULL) {
         rc = blurd_model_load_extras(&t->model, o->resume, extras, 3, err);
+        if (rc == BLURD_EMODEL && strstr(err, "missing tensor adam.") != NULL)
+            return blurd_error_set(err, rc,
+                                   "%s: not a training checkpoint (no optimizer state): a model "
+                                   "cannot be resumed",
+                                   o->resume);
         if (rc != 0)
             return rc;
     } else {
@@ -765,10 +822,17 @@ static int prepare(struct trainer *t, struct blurd_train_summary *summary, char 
     for (int label = 0; label < BLURD_DATASET_CLASSES; label++)
         if (summary->training[label] == 0)
             return blurd_error_set(err, BLURD_EINVAL,
-                                   "%s/%s: no readable image left for training (%zu in "
-                                   "validation, %zu skipped)",
+                                   "%s/%s: no readable image left for training (%zu held out "
+                                   "for validation; %zu unreadable images in DATA)",
                                    t->settings.data_dir, blurd_dataset_folder_name(label),
                                    summary->validation[label], summary->skipped);
+    /* with one class held out, balanced accuracy is that class's recall alone, which a
+     * network calling everything that class maximises: rank by training loss instead */
+    t->rank_by_validation = summary->validation[0] > 0 && summary->validation[1] > 0;
+    if (validation_images > 0 && !t->rank_by_validation)
+        blurd_log_warning("%s: the validation photos hold only %s images: epochs are ranked by "
+                          "training loss (try another --val-split or --seed)",
+                          t->settings.data_dir, summary->validation[0] > 0 ? "blurred" : "clear");
     size_t most = per_class[0] > per_class[1] ? per_class[0] : per_class[1];
     t->order = malloc(2 * most * sizeof *t->order);
     t->labels = malloc((size_t)t->settings.batch * sizeof *t->labels);
@@ -797,6 +861,30 @@ static void append_history(struct trainer *t, double train_loss, const struct va
                  t->epoch + 1, train_loss, v->balanced_accuracy);
 }
 
+/* On resume: warns when DATA is not the checkpoint's (the epoch's order then differs, so
+ * the epoch in progress is cut short rather than resumed at a step that means nothing). */
+static int check_resumed_data(struct trainer *t, char *err)
+{
+    (void)err;
+    t->fingerprint = dataset_fingerprint(&t->dataset);
+    if (t->options->resume == NULL)
+        return 0;
+    char expected[96];
+    snprintf(expected, sizeof expected, "%zu files, fingerprint %016llx", t->dataset.count,
+             (unsigned long long)t->fingerprint);
+    const char *recorded = t->resumed_data;
+    if (recorded[0] != '\0' && strcmp(recorded, expected) != 0) {
+        blurd_log_warning("%s: DATA differs from the checkpoint's (%s, now %s): the epoch in "
+                          "progress ends here",
+                          t->settings.data_dir, recorded, expected);
+        if (t->step > 0)
+            t->step = t->steps_per_epoch;
+    }
+    if (t->step > t->steps_per_epoch)
+        t->step = t->steps_per_epoch;
+    return 0;
+}
+
 int blurd_train_run(const struct blurd_train_options *options, struct blurd_train_summary *summary,
                     char *err)
 {
@@ -816,10 +904,20 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
         return blurd_error_set(err, BLURD_ENOMEM, "out of memory");
     t->options = options;
     t->settings = *options;
-    if (options->checkpoint != NULL)
-        snprintf(t->checkpoint_path, sizeof t->checkpoint_path, "%s", options->checkpoint);
-    else
-        snprintf(t->checkpoint_path, sizeof t->checkpoint_path, "%s.ckpt", options->output);
+    /* a resumed run goes on writing the checkpoint it came from */
+    const char *checkpoint = options->checkpoint ? options->checkpoint : options->resume;
+    int length =
+        checkpoint
+            ? snprintf(t->checkpoint_path, sizeof t->checkpoint_path, "%s", checkpoint)
+            : snprintf(t->checkpoint_path, sizeof t->checkpoint_path, "%s.ckpt", options->output);
+    if (length < 0 || (size_t)length >= sizeof t->checkpoint_path ||
+        strcmp(t->checkpoint_path, options->output) == 0) {
+        free(t);
+        return blurd_error_set(
+            err, BLURD_EINVAL, "%s: the checkpoint cannot be %s", options->output,
+            length >= 0 && (size_t)length < PATH_MAX ? "the model itself"
+                                                     : "named: the path is too long");
+    }
 
     unsigned char *validation = NULL;
     rc = start_model(t, err);
@@ -837,6 +935,8 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
     free(validation);
     if (rc == 0)
         rc = prepare(t, summary, err);
+    if (rc == 0)
+        rc = check_resumed_data(t, err);
     if (rc != 0) {
         trainer_free(t);
         free(t);
@@ -850,6 +950,9 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, &old_int);
     sigaction(SIGTERM, &action, &old_term);
+    /* a SIGINT ignored by whoever started blurd (a background job of a script) stays ignored */
+    if (old_int.sa_handler == SIG_IGN)
+        sigaction(SIGINT, &old_int, NULL);
     fprintf(stderr,
             "blurd: training on %zu blurred and %zu clear images, validating on %zu and %zu "
             "(%zu skipped); %zu steps of %d per epoch%s\n",
@@ -911,8 +1014,8 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
             if (!isfinite(loss)) {
                 blurd_progress_clear(&t->progress);
                 rc = blurd_error_set(err, BLURD_EINVAL,
-                                     "training diverged at epoch %d, step %zu (loss %g): try a "
-                                     "lower --lr than %g",
+                                     "training diverged at epoch %d, step %zu (loss %g): start "
+                                     "again with a lower --lr than %g",
                                      t->epoch + 1, t->step + 1, loss, (double)s->learning_rate);
                 break;
             }
@@ -934,8 +1037,8 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
         double train_accuracy = t->seen ? (double)t->correct / (double)t->seen : (double)NAN;
         struct validation v;
         validate(t, &v);
-        double score = v.images > 0 ? v.balanced_accuracy : -train_loss;
-        double loss = v.images > 0 ? v.loss : train_loss;
+        double score = t->rank_by_validation ? v.balanced_accuracy : -train_loss;
+        double loss = t->rank_by_validation ? v.loss : train_loss;
         bool improved = isnan(t->best_score) || score > t->best_score + 1e-9 ||
                         (score > t->best_score - 1e-9 && loss < t->best_loss);
         double seconds = t->seconds_before + (now_seconds() - run_start);
@@ -947,6 +1050,7 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
             t->since_best = 0;
             memcpy(t->best_parameters, parameters, t->parameter_count * sizeof(float));
             rc = save_best(t, &v, train_loss, train_accuracy, seconds, err);
+            t->saved_this_run = rc == 0;
         } else {
             t->since_best++;
         }
@@ -965,16 +1069,14 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
             summary->first_training_loss = train_loss;
         summary->last_training_loss = train_loss;
         summary->last_training_accuracy = train_accuracy;
-        if (improved) {
-            summary->best_balanced_accuracy = v.images > 0 ? v.balanced_accuracy : (double)NAN;
-            summary->best_validation_loss = v.images > 0 ? v.loss : (double)NAN;
-        }
         t->epoch++;
         t->step = 0;
         t->loss_sum = 0.0;
         t->correct = t->seen = 0;
+        /* the epoch is kept even if the model could not be written */
+        int checkpoint_rc = save_checkpoint(t, seconds, err);
         if (rc == 0)
-            rc = save_checkpoint(t, seconds, err);
+            rc = checkpoint_rc;
         if (rc == 0 && s->patience > 0 && t->since_best >= s->patience) {
             end = BLURD_TRAIN_EARLY_STOP;
             fprintf(stderr, "blurd: no better validation for %d epochs: stopping early\n",
@@ -992,8 +1094,18 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
                     end == BLURD_TRAIN_INTERRUPTED ? "interrupted" : "budget spent", t->epoch + 1,
                     t->step, t->checkpoint_path, t->checkpoint_path);
     }
+    /* a run that never improved on a resumed best (or stopped before its first epoch ended)
+     * still leaves the best model at the output */
+    if (rc == 0 && t->best_epoch > 0 && !t->saved_this_run) {
+        memcpy(parameters, t->best_parameters, t->parameter_count * sizeof(float));
+        rc = blurd_model_save(t->model, s->output, s->half, err);
+    }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    if (t->best_epoch > 0 && t->rank_by_validation) {
+        summary->best_balanced_accuracy = t->best_score;
+        summary->best_validation_loss = t->best_loss;
+    }
     summary->epochs = t->epoch;
     summary->best_epoch = t->best_epoch;
     summary->seconds = seconds;

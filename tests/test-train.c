@@ -228,7 +228,12 @@ TEST_IMPL(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same)
     /* The checkpoint beside it is no model to classify with, but loads as a checkpoint. */
     char *checkpoint = test_path("model.safetensors.ckpt");
     ASSERT_INT_EQ(blurd_model_load(&model, checkpoint, err), BLURD_EMODEL);
-    ASSERT_CONTAINS(err, "extra tensor");
+    ASSERT_CONTAINS(err, "a training checkpoint, not a model");
+    /* and a model is no checkpoint to resume */
+    options.resume = output;
+    options.output = test_path("other.safetensors");
+    ASSERT_INT_EQ(blurd_train_run(&options, &summary, err), BLURD_EMODEL);
+    ASSERT_CONTAINS(err, "not a training checkpoint");
     return 0;
 }
 
@@ -347,8 +352,9 @@ TEST_IMPL(train_command_bad_data_and_usage)
     return 0;
 }
 
-/* Ctrl-C during training finishes the step, saves a checkpoint and exits 130; the
- * checkpoint resumes. */
+/* SIGTERM (or Ctrl-C) during training finishes the step, saves a checkpoint and exits 130;
+ * the checkpoint resumes.  (SIGTERM here because a script's background job ignores SIGINT,
+ * which blurd then leaves ignored.) */
 TEST_IMPL(train_interrupt_saves_a_checkpoint)
 {
     char err_text[BLURD_ERR_LEN];
@@ -359,18 +365,31 @@ TEST_IMPL(train_interrupt_saves_a_checkpoint)
              "cd '%s' && { '%s' train set -o m.safetensors --spec '%s' --input resize "
              "--epochs 100000 --patience 0 --batch 2 -j 1 & pid=$!; "
              "while kill -0 $pid 2>/dev/null && [ ! -f m.safetensors.ckpt ]; do sleep 0.05; done; "
-             "kill -INT $pid; "
-             "wait $pid; echo \"status $?\"; }",
+             "kill -TERM $pid; wait $pid; echo \"status $?\"; }",
              test_tmpdir(), test_blurd_binary(), TRAIN_SPEC);
     char *out, *err;
     ASSERT_INT_EQ(test_run(command, &out, &err), 0);
     ASSERT_CONTAINS(out, "status 130");
     ASSERT_CONTAINS(err, "interrupted at epoch");
     ASSERT_CONTAINS(err, "--resume m.safetensors.ckpt");
-    snprintf(command, sizeof command,
-             "train set -o m.safetensors --resume m.safetensors.ckpt --epochs 4 -j 1");
-    ASSERT_INT_EQ(test_blurd(command, &out, &err), 0);
+    ASSERT_INT_EQ(test_blurd("train set -o m.safetensors --resume m.safetensors.ckpt "
+                             "--epochs 100000 --max-steps 1 --seed 4 -j 1",
+                             &out, &err),
+                  0);
     ASSERT_CONTAINS(err, "resuming m.safetensors.ckpt");
-    ASSERT_CONTAINS(err, "epoch 4/4");
+    ASSERT_CONTAINS(err, "the ones given are ignored");
+    ASSERT_CONTAINS(err, "budget spent at epoch");
+
+    /* a resumed run writes its own model or a new file, never another that exists */
+    test_write_file(test_path("precious.safetensors"), "keep", 4);
+    ASSERT_INT_EQ(test_blurd("train set -o precious.safetensors --resume m.safetensors.ckpt -j 1",
+                             &out, &err),
+                  2);
+    ASSERT_CONTAINS(err, "precious.safetensors: already exists and is not the model of");
+    ASSERT_STR_EQ(test_read_file(test_path("precious.safetensors"), NULL), "keep");
+    /* nor can the checkpoint be the model */
+    ASSERT_INT_EQ(
+        test_blurd("train set -o x.safetensors --checkpoint x.safetensors -j 1", &out, &err), 2);
+    ASSERT_CONTAINS(err, "the checkpoint cannot be the model itself");
     return 0;
 }

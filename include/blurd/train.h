@@ -58,7 +58,7 @@ size_t blurd_adam_count(const blurd_adam *adam);
 struct blurd_train_options {
     const char *data_dir;   /* holds Blurred/ and Undistorted/ (borrowed) */
     const char *output;     /* the best model is saved here whenever it improves (borrowed) */
-    const char *checkpoint; /* NULL: OUTPUT.ckpt (borrowed) */
+    const char *checkpoint; /* NULL: OUTPUT.ckpt, or `resume` when resuming (borrowed) */
     const char *resume;     /* NULL, or a checkpoint to continue from (borrowed) */
     const char *spec;       /* layer spec; NULL: BLURD_DEFAULT_SPEC (borrowed) */
     int input;              /* an enum blurd_input_mode */
@@ -72,7 +72,8 @@ struct blurd_train_options {
     uint64_t seed;          /* initial weights, sample order, augmentation, dropout */
     int threads;            /* cores, >= 1 */
     uint64_t max_pixels;    /* as for classify; 0 = the default */
-    double max_seconds;     /* stop with a checkpoint after this much training; 0 = no limit */
+    double max_seconds;     /* stop with a checkpoint once training (counting the runs a
+                               checkpoint continues) has taken this long; 0 = no limit */
     uint64_t max_steps;     /* stop with a checkpoint after this many steps in this run; 0 = none */
     int progress;           /* -1: when stderr is a terminal; 0 never; 1 always */
     /* Set (from a signal handler) to stop at the next step with a checkpoint; may be NULL. */
@@ -108,8 +109,11 @@ struct blurd_train_summary {
  * validation metrics.  The checkpoint (current weights, Adam's moments, the best weights
  * and the loop's position) is written after every epoch and when stopped; resuming
  * continues from the step where it stopped, with the checkpoint's settings (spec, input,
- * batch, seed, split, tiles, learning rate); epochs, patience and the time limit come from
- * `options`.  A line per epoch goes to stderr, and a progress line when enabled.
+ * batch, seed, split, tiles, learning rate); epochs, patience and the budgets come from
+ * `options` (a different `epochs` reshapes the rest of the learning-rate schedule).  A
+ * resumed run refuses an output that exists but is not its checkpoint's model, and warns
+ * when DATA is not the checkpoint's.  At the end the output holds the best weights.  A line per
+ * epoch goes to stderr, and a progress line when enabled.
  *
  * Returns 0 when training ended (see summary->end; the model and checkpoint are saved), or,
  * with `err` saying why: blurd_dataset_read's errors, BLURD_EINVAL (bad options; a class
