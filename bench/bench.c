@@ -118,7 +118,8 @@ static double median_of(double *v, int n)
 }
 
 /* Training images/s at batch 32 on 2 threads, the share of a step in forward, backward and
- * the Adam update `blurd train` uses, and the step's cost against an inference forward pass of the same batch (issue 3's target: at most 3.5x). */
+ * the Adam update `blurd train` uses, and the step's cost against an inference forward pass
+ * of the same batch (target: at most 3.5x). */
 static void bench_training(void)
 {
     char err[BLURD_ERR_LEN];
