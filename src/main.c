@@ -665,8 +665,9 @@ static const char train_usage[] =
     "flipped or turned at random, the smaller class repeated to match the larger.  A share\n"
     "of the source photos is held out for validation, scored as `blurd classify` would.\n"
     "After each epoch a line reports loss and accuracy; whenever the validation balanced\n"
-    "accuracy improves the model is saved to FILE, with its training data, settings and\n"
-    "validation metrics in its metadata.  A checkpoint (FILE.ckpt) is written after each\n"
+    "accuracy improves the model is saved to FILE, with its training data, settings,\n"
+    "validation metrics and fitted threshold in its metadata.  A checkpoint (FILE.ckpt) is written "
+    "after each\n"
     "epoch and on Ctrl-C, SIGTERM or the time limit; --resume continues from the step\n"
     "where it stopped.  Unreadable images are skipped with a warning and counted.\n"
     "\n"
@@ -676,6 +677,8 @@ static const char train_usage[] =
     "  -b, --batch N          inputs per step, 1-256 (default: 32)\n"
     "      --lr X             Adam's peak learning rate, cosine-decayed (default: 0.0005)\n"
     "      --val-split F      share of source photos held out, 0 to 0.9 (default: 0.15)\n"
+    "      --threshold T      the model's p(blurred) threshold (default: the one with the\n"
+    "                         best balanced accuracy on the validation images)\n"
     "      --patience N       stop after N epochs without a better validation; 0 never\n"
     "                         (default: 6)\n"
     "  -i, --input MODE       tiles | resize (default: tiles)\n"
@@ -702,6 +705,7 @@ static int command_train(int argc, char **argv)
 {
     enum {
         OPT_LR = 256,
+        OPT_THRESHOLD,
         OPT_VAL_SPLIT,
         OPT_PATIENCE,
         OPT_TILES,
@@ -719,6 +723,7 @@ static int command_train(int argc, char **argv)
         {"epochs", required_argument, NULL, 'e'},
         {"batch", required_argument, NULL, 'b'},
         {"lr", required_argument, NULL, OPT_LR},
+        {"threshold", required_argument, NULL, OPT_THRESHOLD},
         {"val-split", required_argument, NULL, OPT_VAL_SPLIT},
         {"patience", required_argument, NULL, OPT_PATIENCE},
         {"input", required_argument, NULL, 'i'},
@@ -749,7 +754,7 @@ static int command_train(int argc, char **argv)
     char *end;
     while ((c = getopt_long(argc, argv, "o:e:b:i:s:j:h", long_options, NULL)) != -1) {
         if (c == 'b' || c == OPT_LR || c == OPT_VAL_SPLIT || c == 'i' || c == OPT_TILES ||
-            c == OPT_SPEC || c == 's')
+            c == OPT_SPEC || c == 's' || c == OPT_THRESHOLD)
             settings_given = true;
         switch (c) {
         case 'o':
@@ -772,6 +777,12 @@ static int command_train(int argc, char **argv)
                 return usage_error(hint, "--lr must be a number above 0, at most 1, not '%s'",
                                    optarg);
             options.learning_rate = value;
+            break;
+        case OPT_THRESHOLD:
+            if (parse_float(optarg, &value) != 0 || !(value > 0.0f && value < 1.0f))
+                return usage_error(hint, "--threshold must be a number between 0 and 1, not '%s'",
+                                   optarg);
+            options.threshold = value;
             break;
         case OPT_VAL_SPLIT:
             if (parse_float(optarg, &value) != 0 || !(value >= 0.0f && value <= 0.9f))
@@ -852,7 +863,7 @@ static int command_train(int argc, char **argv)
     options.data_dir = argv[optind];
     if (options.resume != NULL && settings_given)
         blurd_log_warning("resuming: the checkpoint's spec, input, batch, learning rate, seed, "
-                          "split and tiles are used; the ones given are ignored");
+                          "split, tiles and threshold are used; the ones given are ignored");
     /* a fresh run never replaces a model or checkpoint; a resumed one continues its own */
     char checkpoint[4096];
     snprintf(checkpoint, sizeof checkpoint, "%s.ckpt", options.output);

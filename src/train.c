@@ -431,9 +431,15 @@ static void write_augmented(const uint8_t *in, int size, unsigned symmetry, floa
 /* ---- validation ---- */
 
 struct validation {
-    double loss, accuracy, balanced_accuracy, auc, best_threshold, best_balanced_accuracy;
+    double loss, accuracy, balanced_accuracy, auc;
+    double threshold; /* the decision threshold measured at, and saved with the model */
     size_t images;
 };
+
+/* Fitted thresholds stay inside this range, so a lopsided validation set cannot make a
+ * model that calls everything one way. */
+#define MIN_FITTED_THRESHOLD 0.05
+#define MAX_FITTED_THRESHOLD 0.95
 
 /* Scores every validation image as classify would (its tiles combined, or its resize) and
  * measures the calls at the model's threshold; the loss is the mean cross-entropy over
@@ -498,14 +504,20 @@ static void validate(struct trainer *t, struct validation *v)
     if (n == 0)
         return;
     v->loss = loss / (double)inputs;
-    float threshold = blurd_model_preprocess(t->model)->threshold;
+    /* The threshold is fitted to the images, not taken as 0.5: training balances the
+     * classes per input, but an image's score combines its sharpest tiles, which moves
+     * the scores of whole images toward "clear". */
+    v->threshold = t->settings.threshold;
+    if (!(v->threshold > 0.0)) {
+        double best_balanced;
+        blurd_metrics_best_threshold(t->validation_samples, n, &v->threshold, &best_balanced);
+        v->threshold = fmin(fmax(v->threshold, MIN_FITTED_THRESHOLD), MAX_FITTED_THRESHOLD);
+    }
     struct blurd_confusion confusion =
-        blurd_metrics_confusion(t->validation_samples, n, (double)threshold);
+        blurd_metrics_confusion(t->validation_samples, n, v->threshold);
     v->accuracy = blurd_metrics_accuracy(&confusion);
     v->balanced_accuracy = blurd_metrics_balanced_accuracy(&confusion);
     v->auc = blurd_metrics_auc(t->validation_samples, n);
-    blurd_metrics_best_threshold(t->validation_samples, n, &v->best_threshold,
-                                 &v->best_balanced_accuracy);
 }
 
 /* ---- metadata and files ---- */
@@ -541,7 +553,7 @@ static const char *const checkpoint_keys[] = {
     "checkpoint.since_best", "checkpoint.seconds",   "checkpoint.adam_steps",
     "checkpoint.seed",       "checkpoint.batch",     "checkpoint.val_split",
     "checkpoint.tiles",      "checkpoint.lr",        "checkpoint.history",
-    "checkpoint.data",       "checkpoint.output",
+    "checkpoint.threshold",  "checkpoint.data",      "checkpoint.output",
 };
 
 static int save_checkpoint(struct trainer *t, double seconds, char *err)
@@ -567,6 +579,7 @@ static int save_checkpoint(struct trainer *t, double seconds, char *err)
     rc = rc ? rc : set_meta(t, "checkpoint.val_split", err, "%.17g", s->val_split);
     rc = rc ? rc : set_meta(t, "checkpoint.tiles", err, "%d", s->tiles_per_image);
     rc = rc ? rc : set_meta(t, "checkpoint.lr", err, "%.9g", (double)s->learning_rate);
+    rc = rc ? rc : set_meta(t, "checkpoint.threshold", err, "%.9g", (double)s->threshold);
     rc = rc ? rc : set_meta(t, "checkpoint.history", err, "%s", t->history);
     rc = rc ? rc
             : set_meta(t, "checkpoint.data", err, "%zu files, fingerprint %016llx",
@@ -642,6 +655,12 @@ static int read_checkpoint_state(struct trainer *t, char *err)
     t->settings.val_split = v[13];
     t->settings.tiles_per_image = (int)v[14];
     t->settings.learning_rate = (float)v[15];
+    /* checkpoints from before the threshold was a setting fit it */
+    double threshold;
+    t->settings.threshold = meta_number(t->model, "checkpoint.threshold", &threshold) == 0 &&
+                                    threshold > 0 && threshold < 1
+                                ? (float)threshold
+                                : 0.0f;
     t->settings.input = blurd_model_preprocess(t->model)->input;
     const char *data = blurd_model_meta_get(t->model, "checkpoint.data");
     snprintf(t->resumed_data, sizeof t->resumed_data, "%s", data ? data : "");
@@ -697,13 +716,17 @@ static int save_best(struct trainer *t, const struct validation *v, double train
     rc = rc ? rc : set_meta(t, "train.accuracy", err, "%.4f", train_accuracy);
     rc = rc ? rc : set_meta(t, "train.seconds", err, "%.0f", seconds);
     rc = rc ? rc : set_meta(t, "train.date", err, "%s", date);
+    /* with both classes held out the threshold is the one validation measured at */
+    double threshold = s->threshold > 0 ? (double)s->threshold : 0.5;
+    if (v->images > 0 && t->rank_by_validation)
+        threshold = v->threshold;
+    rc = rc ? rc : set_meta(t, "blurd.threshold", err, "%.4f", threshold);
     if (v->images > 0) {
         rc = rc ? rc : set_meta(t, "train.val_loss", err, "%.4f", v->loss);
         rc = rc ? rc : set_meta(t, "train.val_accuracy", err, "%.4f", v->accuracy);
         rc =
             rc ? rc : set_meta(t, "train.val_balanced_accuracy", err, "%.4f", v->balanced_accuracy);
         rc = rc ? rc : set_meta(t, "train.val_auc", err, "%.4f", v->auc);
-        rc = rc ? rc : set_meta(t, "train.val_best_threshold", err, "%.4f", v->best_threshold);
     }
     return rc ? rc : blurd_model_save(t->model, s->output, s->half, err);
 }
@@ -727,7 +750,7 @@ static int check_options(const struct blurd_train_options *o, char *err)
     if (o->epochs < 1 || o->batch < 1 || o->batch > BLURD_TRAIN_MAX_BATCH ||
         !(o->learning_rate > 0.0f) || !(o->val_split >= 0.0 && o->val_split < 1.0) ||
         o->patience < 0 || o->tiles_per_image < 1 || o->tiles_per_image > 64 || o->threads < 1 ||
-        !(o->max_seconds >= 0.0) ||
+        !(o->max_seconds >= 0.0) || !(o->threshold >= 0.0f && o->threshold < 1.0f) ||
         (o->input != BLURD_INPUT_TILES && o->input != BLURD_INPUT_RESIZE))
         return blurd_error_set(err, BLURD_EINVAL, "train: options out of range");
     return 0;
@@ -1057,9 +1080,9 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
         if (v.images > 0)
             fprintf(stderr,
                     "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%% | validation loss %.4f, "
-                    "accuracy %.1f%%, balanced %.1f%%, AUC %.4f | %.0f s%s\n",
+                    "accuracy %.1f%%, balanced %.1f%% at %.3f, AUC %.4f | %.0f s%s\n",
                     t->epoch + 1, s->epochs, train_loss, 100.0 * train_accuracy, v.loss,
-                    100.0 * v.accuracy, 100.0 * v.balanced_accuracy, v.auc,
+                    100.0 * v.accuracy, 100.0 * v.balanced_accuracy, v.threshold, v.auc,
                     now_seconds() - epoch_start, improved ? " | best, saved" : "");
         else
             fprintf(stderr, "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%% | %.0f s%s\n",

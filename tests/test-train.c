@@ -204,6 +204,9 @@ TEST_IMPL(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same)
     blurd_net_workspace *ws;
     ASSERT_INT_EQ(blurd_net_workspace_create(&ws, blurd_model_net(model), 1, 1, err), 0);
     struct blurd_image_options image = {.input = BLURD_INPUT_RESIZE, .size = 200, .tile_count = 1};
+    /* the threshold was fitted on the validation images, within 0.05..0.95 */
+    float threshold = blurd_model_preprocess(model)->threshold;
+    ASSERT(threshold >= 0.05f && threshold <= 0.95f);
     double loss = 0.0;
     size_t n = 0;
     for (size_t i = 0; i < dataset.count; i++) {
@@ -212,7 +215,8 @@ TEST_IMPL(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same)
                                        blurd_net_workspace_input(ws), &info, err),
                       0);
         const float *p = blurd_net_forward(blurd_model_net(model), ws, 1, NULL);
-        int called = p[BLURD_DATASET_BLURRED] >= 0.5f ? BLURD_DATASET_BLURRED : BLURD_DATASET_CLEAR;
+        int called =
+            p[BLURD_DATASET_BLURRED] >= threshold ? BLURD_DATASET_BLURRED : BLURD_DATASET_CLEAR;
         ASSERT_INT_EQ(called, dataset.entries[i].label);
         if (validation[i]) {
             loss -= log((double)p[dataset.entries[i].label]);

@@ -65,6 +65,7 @@ struct blurd_train_options {
     int epochs;             /* at most this many epochs, >= 1 */
     int batch;              /* 1..BLURD_TRAIN_MAX_BATCH */
     float learning_rate;    /* Adam's peak step size, cosine-decayed over `epochs` */
+    float threshold;        /* the model's decision threshold; 0: fitted on validation */
     double val_split;       /* share of the sources held out for validation, [0, 1) */
     int patience;           /* stop after this many epochs without a better validation; 0 never */
     int tiles_per_image;    /* tiles mode: a training image's most textured tiles kept */
@@ -104,16 +105,17 @@ struct blurd_train_summary {
 };
 
 /* Trains a network on options->data_dir and saves the best model (by validation balanced
- * accuracy at 0.5, ties going to the lower validation loss; by training loss when nothing
- * is held out) to options->output, with metadata recording the data, settings and
- * validation metrics.  The checkpoint (current weights, Adam's moments, the best weights
- * and the loop's position) is written after every epoch and when stopped; resuming
- * continues from the step where it stopped, with the checkpoint's settings (spec, input,
- * batch, seed, split, tiles, learning rate); epochs, patience and the budgets come from
- * `options` (a different `epochs` reshapes the rest of the learning-rate schedule).  A
- * resumed run refuses an output that exists but is not its checkpoint's model, and warns
- * when DATA is not the checkpoint's.  At the end the output holds the best weights.  A line per
- * epoch goes to stderr, and a progress line when enabled.
+ * accuracy, ties going to the lower validation loss; by training loss when validation
+ * lacks a class) to options->output, with metadata recording the data, settings and
+ * validation metrics, and as its threshold options->threshold or, when that is 0, the one
+ * with the best balanced accuracy on the validation images (within 0.05..0.95).  The checkpoint
+ * (current weights, Adam's moments, the best weights and the loop's position) is written after
+ * every epoch and when stopped; resuming continues from the step where it stopped, with the
+ * checkpoint's settings (spec, input, batch, seed, split, tiles, learning rate); epochs, patience
+ * and the budgets come from `options` (a different `epochs` reshapes the rest of the learning-rate
+ * schedule).  A resumed run refuses an output that exists but is not its checkpoint's model, and
+ * warns when DATA is not the checkpoint's.  At the end the output holds the best weights.  A line
+ * per epoch goes to stderr, and a progress line when enabled.
  *
  * Returns 0 when training ended (see summary->end; the model and checkpoint are saved), or,
  * with `err` saying why: blurd_dataset_read's errors, BLURD_EINVAL (bad options; a class
