@@ -14,8 +14,10 @@
 #include "blurd/net.h"
 #include "blurd/train.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +187,19 @@ static int parse_input(const char *text, int *out)
         *out = BLURD_INPUT_RESIZE;
     else
         return -1;
+    return 0;
+}
+
+/* --seed: a whole number from 0 to 2^64-1, plain digits only (strtoull would take "-1"
+ * as 2^64-1). */
+static int parse_seed(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno == ERANGE)
+        return -1;
+    *out = (uint64_t)v;
     return 0;
 }
 
@@ -599,7 +614,6 @@ static int command_synth(int argc, char **argv)
     const char *hint = "blurd synth";
     int quiet = 0, c;
     long number;
-    char *end;
     while ((c = getopt_long(argc, argv, "n:s:qh", long_options, NULL)) != -1) {
         switch (c) {
         case 'n':
@@ -609,9 +623,7 @@ static int command_synth(int argc, char **argv)
             options.count = (int)number;
             break;
         case 's':
-            /* strtoull would take "-1" as 2^64 - 1: only plain digits are a seed. */
-            options.seed = strtoull(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0')
+            if (parse_seed(optarg, &options.seed) != 0)
                 return usage_error(hint, "--seed must be a whole number from 0 to 2^64-1, not '%s'",
                                    optarg);
             break;
@@ -751,7 +763,6 @@ static int command_train(int argc, char **argv)
     int c;
     long number;
     float value;
-    char *end;
     while ((c = getopt_long(argc, argv, "o:e:b:i:s:j:h", long_options, NULL)) != -1) {
         if (c == 'b' || c == OPT_LR || c == OPT_VAL_SPLIT || c == 'i' || c == OPT_TILES ||
             c == OPT_SPEC || c == 's' || c == OPT_THRESHOLD)
@@ -810,9 +821,7 @@ static int command_train(int argc, char **argv)
             options.spec = optarg;
             break;
         case 's':
-            /* strtoull would take "-1" as 2^64 - 1: only plain digits are a seed. */
-            options.seed = strtoull(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0')
+            if (parse_seed(optarg, &options.seed) != 0)
                 return usage_error(hint, "--seed must be a whole number from 0 to 2^64-1, not '%s'",
                                    optarg);
             break;
