@@ -143,6 +143,7 @@
     X(train_interrupt_saves_a_checkpoint)                                   \
     /* recipe */                                                            \
     X(recipe_refuses_reserved_packages)                                     \
+    X(recipe_hard_cases_reports_both_methods)                               \
     /* metrics */                                                           \
     X(metrics_confusion_accuracy_balanced_accuracy)                         \
     X(metrics_auc_by_hand_with_ties)                                        \

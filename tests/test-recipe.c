@@ -1,7 +1,9 @@
 /* test-recipe.c - the model recipe's photo fetcher never touches the photos reserved for
- * independent evaluation: it refuses a list naming them before downloading anything. */
+ * independent evaluation (it refuses a list naming them before downloading anything), and
+ * its hard-cases report scores a synth set with both methods. */
 #include "test.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 TEST_IMPL(recipe_refuses_reserved_packages)
@@ -32,5 +34,30 @@ TEST_IMPL(recipe_refuses_reserved_packages)
              test_source_dir());
     test_run(command, &out, NULL);
     ASSERT_STR_EQ(out, "0\n");
+    return 0;
+}
+
+/* hard-cases judges every image of a synth set with both methods and reports each subset;
+ * the images it counts are the set's, and the Laplacian's fitted threshold can do no worse
+ * than chance on the data it was fitted to. */
+TEST_IMPL(recipe_hard_cases_reports_both_methods)
+{
+    char command[8192], *out, *err;
+    snprintf(command, sizeof command,
+             "'%s' synth '%s/data/samples/Undistorted' '%s/set' --count 6 --seed 3 -q",
+             test_blurd_binary(), test_source_dir(), test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, &out, &err), 0);
+    char *model = test_small_model("m.safetensors", 5);
+    snprintf(command, sizeof command,
+             "BLURD='%s' python3 '%s/recipe/hard-cases' '%s/set' '%s' --input resize",
+             test_blurd_binary(), test_source_dir(), test_tmpdir(), model);
+    ASSERT_INT_EQ(test_run(command, &out, &err), 0);
+    ASSERT_CONTAINS(out, "all images                                 12");
+    ASSERT_CONTAINS(out, "low-texture scenes, sharp");
+    ASSERT_CONTAINS(out, "balanced accuracy: model ");
+    const char *laplacian = strstr(out, "laplacian ");
+    ASSERT(laplacian != NULL);
+    double balanced = strtod(strstr(laplacian, "laplacian ") + strlen("laplacian "), NULL);
+    ASSERT(balanced >= 50.0);
     return 0;
 }
