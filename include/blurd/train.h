@@ -113,7 +113,8 @@ struct blurd_train_summary {
  * every epoch and when stopped; resuming continues from the step where it stopped, with the
  * checkpoint's settings (spec, input, batch, seed, split, tiles, learning rate); epochs, patience
  * and the budgets come from `options` (a different `epochs` reshapes the rest of the learning-rate
- * schedule).  A resumed run refuses an output that exists but is not its checkpoint's model, and
+ * schedule).  A fresh run refuses an output or checkpoint that exists (BLURD_EINVAL, writing
+ * nothing); a resumed run refuses an output that exists but is not its checkpoint's model, and
  * warns when DATA is not the checkpoint's.  At the end the output holds the best weights.  A line
  * per epoch goes to stderr, and a progress line when enabled.
  *
