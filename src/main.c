@@ -673,7 +673,9 @@ static const char train_usage[] =
     "folders the daemon sorts into, so moving a misjudged photo to the other folder\n"
     "corrects the next model; `blurd synth` makes such a set from sharp photos).  Every\n"
     "image is decoded once; each epoch then shows the network every training input once,\n"
-    "flipped or turned at random, the smaller class repeated to match the larger.  A share\n"
+    "flipped or turned at random, the smaller class repeated to match the larger.  An\n"
+    "image's tiles are weighed together as classify scores them: its sharpest quarter\n"
+    "counts fully, the rest at --other-tile-weight.  A share\n"
     "of the source photos is held out for validation, scored as `blurd classify` would.\n"
     "After each epoch a line reports loss and accuracy; whenever the validation balanced\n"
     "accuracy improves the model is saved to FILE, with its training data, settings,\n"
@@ -695,6 +697,9 @@ static const char train_usage[] =
     "  -i, --input MODE       tiles | resize (default: tiles)\n"
     "      --tiles N          tiles mode: most textured tiles kept per training image\n"
     "                         (default: 4)\n"
+    "      --other-tile-weight W\n"
+    "                         tiles mode: loss weight, 0 to 1, of the tiles an image's\n"
+    "                         score does not rest on; 1 weighs all alike (default: 0.25)\n"
     "      --spec SPEC        layer spec (default: the original network)\n"
     "  -s, --seed S           seed for weights, order, flips and dropout (default: 1)\n"
     "      --resume CKPT      continue from a checkpoint, with its settings\n"
@@ -720,6 +725,7 @@ static int command_train(int argc, char **argv)
         OPT_VAL_SPLIT,
         OPT_PATIENCE,
         OPT_TILES,
+        OPT_OTHER_TILE_WEIGHT,
         OPT_SPEC,
         OPT_RESUME,
         OPT_CHECKPOINT,
@@ -739,6 +745,7 @@ static int command_train(int argc, char **argv)
         {"patience", required_argument, NULL, OPT_PATIENCE},
         {"input", required_argument, NULL, 'i'},
         {"tiles", required_argument, NULL, OPT_TILES},
+        {"other-tile-weight", required_argument, NULL, OPT_OTHER_TILE_WEIGHT},
         {"spec", required_argument, NULL, OPT_SPEC},
         {"seed", required_argument, NULL, 's'},
         {"resume", required_argument, NULL, OPT_RESUME},
@@ -764,7 +771,7 @@ static int command_train(int argc, char **argv)
     float value;
     while ((c = getopt_long(argc, argv, "o:e:b:i:s:j:h", long_options, NULL)) != -1) {
         if (c == 'b' || c == OPT_LR || c == OPT_VAL_SPLIT || c == 'i' || c == OPT_TILES ||
-            c == OPT_SPEC || c == 's' || c == OPT_THRESHOLD)
+            c == OPT_OTHER_TILE_WEIGHT || c == OPT_SPEC || c == 's' || c == OPT_THRESHOLD)
             settings_given = true;
         switch (c) {
         case 'o':
@@ -815,6 +822,12 @@ static int command_train(int argc, char **argv)
                 return usage_error(hint, "--tiles must be a whole number from 1 to 64, not '%s'",
                                    optarg);
             options.tiles_per_image = (int)number;
+            break;
+        case OPT_OTHER_TILE_WEIGHT:
+            if (parse_float(optarg, &value) != 0 || !(value >= 0.0f && value <= 1.0f))
+                return usage_error(
+                    hint, "--other-tile-weight must be a number from 0 to 1, not '%s'", optarg);
+            options.other_tile_weight = value;
             break;
         case OPT_SPEC:
             options.spec = optarg;

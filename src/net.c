@@ -1323,12 +1323,27 @@ const float *blurd_net_train_forward(const blurd_net *net, blurd_net_train_works
 double blurd_net_train_backward(const blurd_net *net, blurd_net_train_workspace *ws, int batch,
                                 const int *labels)
 {
+    return blurd_net_train_backward_weighted(net, ws, batch, labels, NULL);
+}
+
+double blurd_net_train_backward_weighted(const blurd_net *net, blurd_net_train_workspace *ws,
+                                         int batch, const int *labels, const float *weights)
+{
     CHECK(ws->base.net == net);
     CHECK(batch >= 1 && batch == ws->batch);
     int last = net->layer_count - 1;
     int classes = net->layers[last].out.channels;
+    double weight_sum = batch;
+    if (weights != NULL) {
+        weight_sum = 0.0;
+        for (int b = 0; b < batch; b++) {
+            CHECK(weights[b] >= 0.0f);
+            weight_sum += (double)weights[b];
+        }
+        CHECK(weight_sum > 0.0);
+    }
 
-    /* Softmax and cross-entropy together: dLoss/dlogits = (p - onehot) / batch. */
+    /* Softmax and cross-entropy together: dLoss/dlogits = w (p - onehot) / sum(w). */
     const float *probabilities = ws->outputs[last];
     float *delta = ws->deltas[0];
     double loss = 0.0;
@@ -1336,10 +1351,11 @@ double blurd_net_train_backward(const blurd_net *net, blurd_net_train_workspace 
         CHECK(labels[b] >= 0 && labels[b] < classes);
         const float *p = probabilities + (size_t)b * classes;
         float *d = delta + (size_t)b * classes;
+        double share = (weights != NULL ? (double)weights[b] : 1.0) / weight_sum;
         for (int j = 0; j < classes; j++)
-            d[j] = (p[j] - (j == labels[b] ? 1.0f : 0.0f)) / (float)batch;
+            d[j] = (p[j] - (j == labels[b] ? 1.0f : 0.0f)) * (float)share;
         /* a probability that underflowed to 0 would make the loss infinite */
-        loss -= log(fmax((double)p[labels[b]], (double)FLT_MIN));
+        loss -= share * log(fmax((double)p[labels[b]], (double)FLT_MIN));
     }
 
     bool input_gradient = (ws->flags & BLURD_NET_TRAIN_INPUT_GRADIENT) != 0;
@@ -1366,7 +1382,7 @@ double blurd_net_train_backward(const blurd_net *net, blurd_net_train_workspace 
             current = 1 - current;
     }
     ws->input_gradient = input_gradient ? ws->deltas[current] : NULL;
-    return loss / batch;
+    return loss;
 }
 
 void blurd_net_dropout_mask(const blurd_net *net, int layer, int image, uint64_t dropout_seed,

@@ -143,7 +143,7 @@ size_t blurd_adam_count(const blurd_adam *adam)
  * dropout masks as one that never stopped.
  */
 
-#define CHECKPOINT_VERSION "1"
+#define CHECKPOINT_VERSION "2"  /* 2: images kept whole in a step */
 #define MIN_LR_SHARE       0.02 /* the cosine schedule ends at this share of the peak */
 
 void blurd_train_defaults(struct blurd_train_options *options)
@@ -156,6 +156,7 @@ void blurd_train_defaults(struct blurd_train_options *options)
         .val_split = BLURD_TRAIN_DEFAULT_VAL_SPLIT,
         .patience = BLURD_TRAIN_DEFAULT_PATIENCE,
         .tiles_per_image = BLURD_TRAIN_DEFAULT_TILES,
+        .other_tile_weight = BLURD_TRAIN_DEFAULT_OTHER_TILE_WEIGHT,
         .seed = 1,
         .threads = 1,
         .progress = -1,
@@ -232,7 +233,10 @@ struct trainer {
     float *best_parameters;
     struct sample *order;
     size_t order_count, steps_per_epoch;
+    struct sample *units; /* build_order's scratch: an image and how many of its inputs */
+    size_t unit_capacity;
     int *labels;
+    float *weights;           /* each input's weight in the step's loss */
     size_t *batch_owner;      /* validation: the image of each input in a batch */
     int *batch_input;         /* and which of its inputs it is */
     float *validation_scores; /* p(blurred) of each validation input, at its store index */
@@ -368,9 +372,10 @@ static void shuffle(struct sample *samples, size_t n, uint64_t *state)
     }
 }
 
-/* Every training input once, the smaller class's inputs repeated (whole shuffled rounds,
- * then a random part of one) until both classes are equally many, all shuffled: the
- * network sees as many blurred as clear inputs whatever the folders hold. */
+/* Every training image once, with its inputs side by side (a step weighs an image's tiles
+ * together, as classify scores them), the smaller class's images repeated (whole shuffled
+ * rounds, then a random part of one, its last image cut short) until both classes give
+ * equally many inputs; the images shuffled. */
 static void build_order(struct trainer *t, int epoch)
 {
     uint64_t state = key3(t->settings.seed, 0x6f72646572ULL, (uint64_t)epoch);
@@ -379,27 +384,57 @@ static void build_order(struct trainer *t, int epoch)
         if (!t->images[i].validation)
             per_class[t->images[i].label] += (size_t)t->images[i].count;
     size_t target = per_class[0] > per_class[1] ? per_class[0] : per_class[1];
-    size_t n = 0;
+    size_t units = 0;
     for (int label = 0; label < BLURD_DATASET_CLASSES; label++) {
-        size_t start = n;
+        size_t start = units;
         for (size_t i = 0; i < t->dataset.count; i++) {
             const struct image_slot *slot = &t->images[i];
-            if (slot->validation || slot->label != label)
-                continue;
-            for (int j = 0; j < slot->count; j++)
-                t->order[n++] = (struct sample){(uint32_t)i, (uint32_t)j};
+            if (!slot->validation && slot->label == label && slot->count > 0)
+                t->units[units++] = (struct sample){(uint32_t)i, (uint32_t)slot->count};
         }
-        size_t own = n - start;
-        shuffle(t->order + start, own, &state);
-        while (own > 0 && n - start < target) {
-            size_t copy = target - (n - start) < own ? target - (n - start) : own;
-            memcpy(t->order + n, t->order + start, copy * sizeof *t->order);
-            shuffle(t->order + n, copy, &state);
-            n += copy;
+        size_t own = units - start, inputs = per_class[label];
+        shuffle(t->units + start, own, &state);
+        while (own > 0 && inputs < target) {
+            struct sample *round = t->units + units;
+            memcpy(round, t->units + start, own * sizeof *round);
+            shuffle(round, own, &state);
+            for (size_t k = 0; k < own && inputs < target; k++) {
+                if (round[k].input > target - inputs)
+                    round[k].input = (uint32_t)(target - inputs);
+                inputs += round[k].input;
+                units++;
+            }
         }
     }
-    shuffle(t->order, n, &state);
+    shuffle(t->units, units, &state);
+    size_t n = 0;
+    for (size_t u = 0; u < units; u++)
+        for (uint32_t j = 0; j < t->units[u].input; j++)
+            t->order[n++] = (struct sample){t->units[u].image, j};
     t->order_count = n;
+}
+
+void blurd_train_tile_weights(int n, const size_t *owner, const float *probabilities, float other,
+                              float *weights)
+{
+    int start = 0;
+    while (start < n) {
+        int end = start + 1;
+        while (end < n && owner[end] == owner[start])
+            end++;
+        int count = end - start, used = other < 1.0f ? (count + 3) / 4 : 0;
+        for (int b = start; b < end; b++)
+            weights[b] = other;
+        for (int k = 0; k < used; k++) {
+            int sharpest = -1;
+            for (int b = start; b < end; b++)
+                if (weights[b] != 1.0f &&
+                    (sharpest < 0 || probabilities[2 * b] < probabilities[2 * sharpest]))
+                    sharpest = b;
+            weights[sharpest] = 1.0f;
+        }
+        start = end;
+    }
 }
 
 /* Writes a training input as floats, under one of the square's eight symmetries (flips
@@ -540,13 +575,17 @@ static int set_display_meta(struct trainer *t, const char *key, const char *path
 
 /* The checkpoint's record of the settings and the loop's position, as metadata. */
 static const char *const checkpoint_keys[] = {
-    "checkpoint.version",    "checkpoint.epoch",     "checkpoint.step",
-    "checkpoint.loss_sum",   "checkpoint.correct",   "checkpoint.seen",
-    "checkpoint.best",       "checkpoint.best_loss", "checkpoint.best_epoch",
-    "checkpoint.since_best", "checkpoint.seconds",   "checkpoint.adam_steps",
-    "checkpoint.seed",       "checkpoint.batch",     "checkpoint.val_split",
-    "checkpoint.tiles",      "checkpoint.lr",        "checkpoint.history",
-    "checkpoint.threshold",  "checkpoint.data",      "checkpoint.output",
+    "checkpoint.version",    "checkpoint.epoch",
+    "checkpoint.step",       "checkpoint.loss_sum",
+    "checkpoint.correct",    "checkpoint.seen",
+    "checkpoint.best",       "checkpoint.best_loss",
+    "checkpoint.best_epoch", "checkpoint.since_best",
+    "checkpoint.seconds",    "checkpoint.adam_steps",
+    "checkpoint.seed",       "checkpoint.batch",
+    "checkpoint.val_split",  "checkpoint.tiles",
+    "checkpoint.lr",         "checkpoint.history",
+    "checkpoint.threshold",  "checkpoint.data",
+    "checkpoint.output",     "checkpoint.other_tile_weight",
 };
 
 static int save_checkpoint(struct trainer *t, double seconds, char *err)
@@ -571,6 +610,9 @@ static int save_checkpoint(struct trainer *t, double seconds, char *err)
     rc = rc ? rc : set_meta(t, "checkpoint.batch", err, "%d", s->batch);
     rc = rc ? rc : set_meta(t, "checkpoint.val_split", err, "%.17g", s->val_split);
     rc = rc ? rc : set_meta(t, "checkpoint.tiles", err, "%d", s->tiles_per_image);
+    rc =
+        rc ? rc
+           : set_meta(t, "checkpoint.other_tile_weight", err, "%.9g", (double)s->other_tile_weight);
     rc = rc ? rc : set_meta(t, "checkpoint.lr", err, "%.9g", (double)s->learning_rate);
     rc = rc ? rc : set_meta(t, "checkpoint.threshold", err, "%.9g", (double)s->threshold);
     rc = rc ? rc : set_meta(t, "checkpoint.history", err, "%s", t->history);
@@ -605,19 +647,32 @@ static int meta_number(const blurd_model *model, const char *key, double *out)
 static int read_checkpoint_state(struct trainer *t, char *err)
 {
     static const char *const numbers[] = {
-        "checkpoint.epoch",     "checkpoint.step",       "checkpoint.loss_sum",
-        "checkpoint.correct",   "checkpoint.seen",       "checkpoint.best",
-        "checkpoint.best_loss", "checkpoint.best_epoch", "checkpoint.since_best",
-        "checkpoint.seconds",   "checkpoint.adam_steps", "checkpoint.seed",
-        "checkpoint.batch",     "checkpoint.val_split",  "checkpoint.tiles",
+        "checkpoint.epoch",
+        "checkpoint.step",
+        "checkpoint.loss_sum",
+        "checkpoint.correct",
+        "checkpoint.seen",
+        "checkpoint.best",
+        "checkpoint.best_loss",
+        "checkpoint.best_epoch",
+        "checkpoint.since_best",
+        "checkpoint.seconds",
+        "checkpoint.adam_steps",
+        "checkpoint.seed",
+        "checkpoint.batch",
+        "checkpoint.val_split",
+        "checkpoint.tiles",
         "checkpoint.lr",
+        "checkpoint.other_tile_weight",
     };
     double v[sizeof numbers / sizeof *numbers];
     const char *version = blurd_model_meta_get(t->model, "checkpoint.version");
     if (version == NULL || strcmp(version, CHECKPOINT_VERSION) != 0)
         return blurd_error_set(err, BLURD_EMODEL,
-                               "%s: not a blurd training checkpoint (version %s)",
-                               t->settings.resume, version ? version : "missing");
+                               "%s: not a training checkpoint this blurd can continue (version "
+                               "%s, this blurd writes %s)",
+                               t->settings.resume, version ? version : "missing",
+                               CHECKPOINT_VERSION);
     for (size_t k = 0; k < sizeof numbers / sizeof *numbers; k++)
         if (meta_number(t->model, numbers[k], &v[k]) != 0)
             return blurd_error_set(err, BLURD_EMODEL, "%s: checkpoint value %s missing or bad",
@@ -631,7 +686,7 @@ static int read_checkpoint_state(struct trainer *t, char *err)
     if (!counts_ok ||
         !(v[0] < 1e6 && v[7] <= v[0] && v[12] >= 1 && v[12] <= BLURD_TRAIN_MAX_BATCH &&
           v[13] >= 0 && v[13] < 1 && v[14] >= 1 && v[14] <= 64 && v[15] > 0 && v[15] <= 1 &&
-          isfinite(v[2]) && isfinite(v[9]) && v[9] >= 0))
+          v[16] >= 0 && v[16] <= 1 && isfinite(v[2]) && isfinite(v[9]) && v[9] >= 0))
         return blurd_error_set(err, BLURD_EMODEL, "%s: checkpoint values out of range",
                                t->settings.resume);
     t->epoch = (int)v[0];
@@ -648,6 +703,7 @@ static int read_checkpoint_state(struct trainer *t, char *err)
     t->settings.val_split = v[13];
     t->settings.tiles_per_image = (int)v[14];
     t->settings.learning_rate = (float)v[15];
+    t->settings.other_tile_weight = (float)v[16];
     /* checkpoints from before the threshold was a setting fit it */
     double threshold;
     t->settings.threshold = meta_number(t->model, "checkpoint.threshold", &threshold) == 0 &&
@@ -701,9 +757,11 @@ static int save_best(struct trainer *t, const struct validation *v, double train
                        t->dataset.count - count[0][0] - count[0][1] - count[1][0] - count[1][1]);
     rc = rc ? rc
             : set_meta(t, "train.settings", err,
-                       "input %s, batch %d, lr %g, val-split %g, tiles %d, seed %llu",
+                       "input %s, batch %d, lr %g, val-split %g, tiles %d, other-tile-weight "
+                       "%g, seed %llu",
                        input_name(s->input), s->batch, (double)s->learning_rate, s->val_split,
-                       s->tiles_per_image, (unsigned long long)s->seed);
+                       s->tiles_per_image, (double)s->other_tile_weight,
+                       (unsigned long long)s->seed);
     rc = rc ? rc : set_meta(t, "train.epoch", err, "%d", t->best_epoch);
     rc = rc ? rc : set_meta(t, "train.loss", err, "%.4f", train_loss);
     rc = rc ? rc : set_meta(t, "train.accuracy", err, "%.4f", train_accuracy);
@@ -743,6 +801,7 @@ static int check_options(const struct blurd_train_options *o, char *err)
     if (o->epochs < 1 || o->batch < 1 || o->batch > BLURD_TRAIN_MAX_BATCH ||
         !(o->learning_rate > 0.0f) || !(o->val_split >= 0.0 && o->val_split < 1.0) ||
         o->patience < 0 || o->tiles_per_image < 1 || o->tiles_per_image > 64 || o->threads < 1 ||
+        !(o->other_tile_weight >= 0.0f && o->other_tile_weight <= 1.0f) ||
         !(o->max_seconds >= 0.0) || !(o->threshold >= 0.0f && o->threshold < 1.0f) ||
         (o->input != BLURD_INPUT_TILES && o->input != BLURD_INPUT_RESIZE))
         return blurd_error_set(err, BLURD_EINVAL, "train: options out of range");
@@ -813,6 +872,8 @@ static void trainer_free(struct trainer *t)
     blurd_adam_free(t->adam);
     free(t->best_parameters);
     free(t->order);
+    free(t->units);
+    free(t->weights);
     free(t->labels);
     free(t->batch_owner);
     free(t->batch_input);
@@ -853,7 +914,10 @@ static int prepare(struct trainer *t, struct blurd_train_summary *summary, char 
                           t->settings.data_dir, summary->validation[0] > 0 ? "blurred" : "clear");
     size_t most = per_class[0] > per_class[1] ? per_class[0] : per_class[1];
     t->order = malloc(2 * most * sizeof *t->order);
+    /* a repeated round is written whole before it is cut short */
+    t->units = malloc((2 * most + t->dataset.count) * sizeof *t->units);
     t->labels = malloc((size_t)t->settings.batch * sizeof *t->labels);
+    t->weights = malloc((size_t)t->settings.batch * sizeof *t->weights);
     t->batch_owner = malloc((size_t)t->settings.batch * sizeof *t->batch_owner);
     t->batch_input = malloc((size_t)t->settings.batch * sizeof *t->batch_input);
     /* indexed like the input store (by image slot), so sized for every input */
@@ -861,8 +925,9 @@ static int prepare(struct trainer *t, struct blurd_train_summary *summary, char 
     size_t store_inputs = last->first + (size_t)last->capacity;
     t->validation_scores = malloc((store_inputs + 1) * sizeof *t->validation_scores);
     t->validation_samples = malloc((validation_images + 1) * sizeof *t->validation_samples);
-    if (t->order == NULL || t->labels == NULL || t->batch_owner == NULL || t->batch_input == NULL ||
-        t->validation_scores == NULL || t->validation_samples == NULL)
+    if (t->order == NULL || t->units == NULL || t->labels == NULL || t->weights == NULL ||
+        t->batch_owner == NULL || t->batch_input == NULL || t->validation_scores == NULL ||
+        t->validation_samples == NULL)
         return blurd_error_set(err, BLURD_ENOMEM, "out of memory");
     t->steps_per_epoch = (2 * most + (size_t)t->settings.batch - 1) / (size_t)t->settings.batch;
     int rc = blurd_net_train_workspace_create(&t->train_ws, t->net, t->settings.batch,
@@ -1042,7 +1107,11 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
                                                      key3(s->seed, 0x64726f70ULL, global));
             for (int b = 0; b < n; b++)
                 t->correct += (p[2 * b + t->labels[b]] >= p[2 * b + 1 - t->labels[b]]);
-            double loss = blurd_net_train_backward(t->net, t->train_ws, n, t->labels);
+            for (int b = 0; b < n; b++)
+                t->batch_owner[b] = t->order[begin + (size_t)b].image;
+            blurd_train_tile_weights(n, t->batch_owner, p, s->other_tile_weight, t->weights);
+            double loss =
+                blurd_net_train_backward_weighted(t->net, t->train_ws, n, t->labels, t->weights);
             if (!isfinite(loss)) {
                 blurd_progress_clear(&t->progress);
                 rc = blurd_error_set(err, BLURD_EINVAL,

@@ -413,6 +413,61 @@ TEST_IMPL(backward_train_forward_matches_inference)
     return 0;
 }
 
+/* A weighted batch's gradient is the weighted mean of its entries' own gradients, each taken
+ * alone (no dropout, so an entry's pass does not depend on its place in the batch), and its
+ * loss the weighted mean of their losses; a weight of 0 leaves an entry out. */
+TEST_IMPL(backward_weighted_loss_is_the_weighted_mean)
+{
+    const char *spec = "input 10 10 3; conv 4 3 relu; maxpool 2; conv 3 2 linear; flatten; "
+                       "dense 5 relu; dense 2 softmax";
+    const int batch = 3;
+    const float weights[3] = {2.0f, 0.0f, 0.5f};
+    blurd_net *net = make_net(spec, 31);
+    size_t parameters = blurd_net_parameter_count(net), one = input_size(net);
+    float *inputs = random_inputs(net, batch, 32);
+
+    blurd_net_train_workspace *ws = make_workspace(net, batch, 1, 0);
+    double expected_loss = 0.0;
+    double *expected = calloc(parameters, sizeof(double));
+    for (int b = 0; b < batch; b++) {
+        memcpy(blurd_net_train_input(ws), inputs + (size_t)b * one, one * sizeof(float));
+        blurd_net_train_forward(net, ws, 1, 7);
+        double loss = blurd_net_train_backward(net, ws, 1, &labels[b]);
+        const float *g = blurd_net_train_gradients(ws);
+        expected_loss += (double)weights[b] / 2.5 * loss;
+        for (size_t i = 0; i < parameters; i++)
+            expected[i] += (double)weights[b] / 2.5 * (double)g[i];
+    }
+    memcpy(blurd_net_train_input(ws), inputs, (size_t)batch * one * sizeof(float));
+    blurd_net_train_forward(net, ws, batch, 7);
+    double loss = blurd_net_train_backward_weighted(net, ws, batch, labels, weights);
+    ASSERT_NEAR(loss, expected_loss, 1e-6);
+    const float *g = blurd_net_train_gradients(ws);
+    double largest = 0.0;
+    for (size_t i = 0; i < parameters; i++) {
+        ASSERT_NEAR((double)g[i], expected[i], 1e-5 + 1e-4 * fabs(expected[i]));
+        largest = fmax(largest, fabs(expected[i]));
+    }
+    ASSERT(largest > 1e-3); /* the comparison was not of zeros */
+
+    /* equal weights, whatever their size, are the plain mean */
+    const float equal[3] = {4.0f, 4.0f, 4.0f};
+    blurd_net_train_forward(net, ws, batch, 7);
+    double plain = blurd_net_train_backward(net, ws, batch, labels);
+    float *plain_gradients = malloc(parameters * sizeof(float));
+    memcpy(plain_gradients, blurd_net_train_gradients(ws), parameters * sizeof(float));
+    blurd_net_train_forward(net, ws, batch, 7);
+    ASSERT_NEAR(blurd_net_train_backward_weighted(net, ws, batch, labels, equal), plain, 1e-9);
+    ASSERT(memcmp(plain_gradients, blurd_net_train_gradients(ws), parameters * sizeof(float)) == 0);
+
+    free(plain_gradients);
+    free(expected);
+    free(inputs);
+    blurd_net_train_workspace_free(ws);
+    blurd_net_free(net);
+    return 0;
+}
+
 TEST_IMPL(backward_refuses_untrainable_nets)
 {
     static const struct {

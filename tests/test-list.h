@@ -19,6 +19,7 @@
     X(backward_gradient_check_banded_convolution)                           \
     X(backward_threads_agree)                                               \
     X(backward_train_forward_matches_inference)                             \
+    X(backward_weighted_loss_is_the_weighted_mean)                          \
     X(backward_refuses_untrainable_nets)                                    \
     X(backward_sgd_learns_a_separable_problem)                              \
     /* model */                                                             \
@@ -137,6 +138,7 @@
     /* train */                                                             \
     X(adam_matches_the_papers_algorithm)                                    \
     X(adam_first_step_and_convergence)                                      \
+    X(train_tile_weights_follow_the_sharpest_quarter)                       \
     X(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same) \
     X(train_resumed_run_matches_an_uninterrupted_one)                       \
     X(train_command_bad_data_and_usage)                                     \

@@ -166,6 +166,37 @@ static double meta_double(const blurd_model *model, const char *key)
     return strtod(text, NULL);
 }
 
+/* An image's tiles are weighed by the sharpest quarter its score rests on: 4 tiles give one,
+ * 8 give two, a lone tile (or the part of an image the batch's edge cut off) its own one. */
+TEST_IMPL(train_tile_weights_follow_the_sharpest_quarter)
+{
+    enum { N = 15 };
+    const size_t owner[N] = {5, 5, 5, 5, 9, 9, 9, 9, 9, 9, 9, 9, 2, 5, 5};
+    const float p_blurred[N] = {0.9f,  0.2f, 0.7f,  0.4f, 0.6f,  0.1f, 0.8f, 0.3f,
+                                0.95f, 0.5f, 0.05f, 0.7f, 0.99f, 0.6f, 0.4f};
+    float probabilities[2 * N], weights[N];
+    for (int b = 0; b < N; b++) {
+        probabilities[2 * b] = p_blurred[b];
+        probabilities[2 * b + 1] = 1.0f - p_blurred[b];
+    }
+    blurd_train_tile_weights(N, owner, probabilities, 0.25f, weights);
+    const float expected[N] = {0.25f, 1,     0.25f, 0.25f, 0.25f, 1,     0.25f, 0.25f,
+                               0.25f, 0.25f, 1,     0.25f, 1,     0.25f, 1};
+    for (int b = 0; b < N; b++)
+        ASSERT_NEAR(weights[b], expected[b], 0.0);
+    /* weight 1: every tile alike, as a plain mean */
+    blurd_train_tile_weights(N, owner, probabilities, 1.0f, weights);
+    for (int b = 0; b < N; b++)
+        ASSERT_NEAR(weights[b], 1.0, 0.0);
+    /* weight 0: only the decisive tiles count */
+    blurd_train_tile_weights(N, owner, probabilities, 0.0f, weights);
+    int counted = 0;
+    for (int b = 0; b < N; b++)
+        counted += weights[b] > 0.0f;
+    ASSERT_INT_EQ(counted, 5);
+    return 0;
+}
+
 TEST_IMPL(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same)
 {
     char err[BLURD_ERR_LEN];

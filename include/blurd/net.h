@@ -183,6 +183,13 @@ void blurd_net_dropout_mask(const blurd_net *net, int layer, int image, uint64_t
 double blurd_net_train_backward(const blurd_net *net, blurd_net_train_workspace *ws, int batch,
                                 const int *labels);
 
+/* As blurd_net_train_backward, with the batch entries weighted: the loss is
+ * sum(w[b] * loss[b]) / sum(w), and the gradient is that weighted mean's.  A weight of 0 leaves
+ * an entry out; NULL weighs all alike.  Aborts with file:line on a negative weight or weights
+ * that sum to 0. */
+double blurd_net_train_backward_weighted(const blurd_net *net, blurd_net_train_workspace *ws,
+                                         int batch, const int *labels, const float *weights);
+
 /* The gradient block (blurd_net_parameter_count floats laid out like blurd_net_parameters,
  * owned by the workspace; valid after blurd_net_train_backward). */
 float *blurd_net_train_gradients(blurd_net_train_workspace *ws);

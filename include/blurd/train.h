@@ -47,39 +47,50 @@ size_t blurd_adam_count(const blurd_adam *adam);
 
 /* ---- the training loop ------------------------------------------------------------ */
 
-#define BLURD_TRAIN_DEFAULT_EPOCHS    30
-#define BLURD_TRAIN_DEFAULT_BATCH     32
-#define BLURD_TRAIN_MAX_BATCH         256
-#define BLURD_TRAIN_DEFAULT_LR        5e-4f
-#define BLURD_TRAIN_DEFAULT_VAL_SPLIT 0.15
-#define BLURD_TRAIN_DEFAULT_PATIENCE  6
-#define BLURD_TRAIN_DEFAULT_TILES     4
+#define BLURD_TRAIN_DEFAULT_EPOCHS            30
+#define BLURD_TRAIN_DEFAULT_BATCH             32
+#define BLURD_TRAIN_MAX_BATCH                 256
+#define BLURD_TRAIN_DEFAULT_LR                5e-4f
+#define BLURD_TRAIN_DEFAULT_VAL_SPLIT         0.15
+#define BLURD_TRAIN_DEFAULT_PATIENCE          6
+#define BLURD_TRAIN_DEFAULT_TILES             4
+#define BLURD_TRAIN_DEFAULT_OTHER_TILE_WEIGHT 0.25f
 
 struct blurd_train_options {
-    const char *data_dir;   /* holds Blurred/ and Undistorted/ (borrowed) */
-    const char *output;     /* the best model is saved here whenever it improves (borrowed) */
-    const char *checkpoint; /* NULL: OUTPUT.ckpt, or `resume` when resuming (borrowed) */
-    const char *resume;     /* NULL, or a checkpoint to continue from (borrowed) */
-    const char *spec;       /* layer spec; NULL: BLURD_DEFAULT_SPEC (borrowed) */
-    int input;              /* an enum blurd_input_mode */
-    int epochs;             /* at most this many epochs, >= 1 */
-    int batch;              /* 1..BLURD_TRAIN_MAX_BATCH */
-    float learning_rate;    /* Adam's peak step size, cosine-decayed over `epochs` */
-    float threshold;        /* the model's decision threshold; 0: fitted on validation */
-    double val_split;       /* share of the sources held out for validation, [0, 1) */
-    int patience;           /* stop after this many epochs without a better validation; 0 never */
-    int tiles_per_image;    /* tiles mode: a training image's most textured tiles kept */
-    int half;               /* non-zero: save the model in F16 */
-    uint64_t seed;          /* initial weights, sample order, augmentation, dropout */
-    int threads;            /* cores, >= 1 */
-    uint64_t max_pixels;    /* as for classify; 0 = the default */
-    double max_seconds;     /* stop with a checkpoint once training (counting the runs a
-                               checkpoint continues) has taken this long; 0 = no limit */
-    uint64_t max_steps;     /* stop with a checkpoint after this many steps in this run; 0 = none */
-    int progress;           /* -1: when stderr is a terminal; 0 never; 1 always */
+    const char *data_dir;    /* holds Blurred/ and Undistorted/ (borrowed) */
+    const char *output;      /* the best model is saved here whenever it improves (borrowed) */
+    const char *checkpoint;  /* NULL: OUTPUT.ckpt, or `resume` when resuming (borrowed) */
+    const char *resume;      /* NULL, or a checkpoint to continue from (borrowed) */
+    const char *spec;        /* layer spec; NULL: BLURD_DEFAULT_SPEC (borrowed) */
+    int input;               /* an enum blurd_input_mode */
+    int epochs;              /* at most this many epochs, >= 1 */
+    int batch;               /* 1..BLURD_TRAIN_MAX_BATCH */
+    float learning_rate;     /* Adam's peak step size, cosine-decayed over `epochs` */
+    float threshold;         /* the model's decision threshold; 0: fitted on validation */
+    double val_split;        /* share of the sources held out for validation, [0, 1) */
+    int patience;            /* stop after this many epochs without a better validation; 0 never */
+    int tiles_per_image;     /* tiles mode: a training image's most textured tiles kept */
+    float other_tile_weight; /* tiles mode: the loss weight, in [0, 1], of the tiles an image's
+                                score does not rest on (its score rests on its sharpest
+                                quarter, weight 1); 1 weighs every tile alike */
+    int half;                /* non-zero: save the model in F16 */
+    uint64_t seed;           /* initial weights, sample order, augmentation, dropout */
+    int threads;             /* cores, >= 1 */
+    uint64_t max_pixels;     /* as for classify; 0 = the default */
+    double max_seconds;      /* stop with a checkpoint once training (counting the runs a
+                                checkpoint continues) has taken this long; 0 = no limit */
+    uint64_t max_steps; /* stop with a checkpoint after this many steps in this run; 0 = none */
+    int progress;       /* -1: when stderr is a terminal; 0 never; 1 always */
     /* Set (from a signal handler) to stop at the next step with a checkpoint; may be NULL. */
     volatile sig_atomic_t *stop_requested;
 };
+
+/* The loss weights of a training step's inputs, weighed as classify scores an image: the
+ * inputs of one image (a run of equal `owner` entries) rest on their sharpest quarter (the
+ * lowest p(blurred), probabilities[2 * b]), which gets weight 1, and the rest get `other`.
+ * An image cut by the batch's edge counts as two. */
+void blurd_train_tile_weights(int n, const size_t *owner, const float *probabilities, float other,
+                              float *weights);
 
 /* Fills `options` with the defaults above (input tiles, seed 1, one thread). */
 void blurd_train_defaults(struct blurd_train_options *options);
