@@ -1354,8 +1354,10 @@ double blurd_net_train_backward_weighted(const blurd_net *net, blurd_net_train_w
         double share = (weights != NULL ? (double)weights[b] : 1.0) / weight_sum;
         for (int j = 0; j < classes; j++)
             d[j] = (p[j] - (j == labels[b] ? 1.0f : 0.0f)) * (float)share;
-        /* a probability that underflowed to 0 would make the loss infinite */
-        loss -= share * log(fmax((double)p[labels[b]], (double)FLT_MIN));
+        /* a probability that underflowed to 0 would make the loss infinite; a NaN (a
+         * diverged net) stays NaN, so the caller sees it */
+        double truth = (double)p[labels[b]];
+        loss -= share * log(isnan(truth) ? truth : fmax(truth, (double)FLT_MIN));
     }
 
     bool input_gradient = (ws->flags & BLURD_NET_TRAIN_INPUT_GRADIENT) != 0;

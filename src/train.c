@@ -234,11 +234,10 @@ struct trainer {
     struct sample *order;
     size_t order_count, steps_per_epoch;
     struct sample *units; /* build_order's scratch: an image and how many of its inputs */
-    size_t unit_capacity;
     int *labels;
-    float *weights;           /* each input's weight in the step's loss */
-    size_t *batch_owner;      /* validation: the image of each input in a batch */
-    int *batch_input;         /* and which of its inputs it is */
+    float *weights;      /* each input's weight in the step's loss */
+    size_t *batch_owner; /* the image (validation) or run (training) of each input in a batch */
+    int *batch_input;    /* and which of its inputs it is */
     float *validation_scores; /* p(blurred) of each validation input, at its store index */
     struct blurd_metrics_sample *validation_samples;
 
@@ -1107,11 +1106,18 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
                                                      key3(s->seed, 0x64726f70ULL, global));
             for (int b = 0; b < n; b++)
                 t->correct += (p[2 * b + t->labels[b]] >= p[2 * b + 1 - t->labels[b]]);
-            for (int b = 0; b < n; b++)
-                t->batch_owner[b] = t->order[begin + (size_t)b].image;
-            blurd_train_tile_weights(n, t->batch_owner, p, s->other_tile_weight, t->weights);
+            /* An image's run of inputs is told by where it starts, so two copies of one image
+             * side by side stay two.  Which tiles look sharpest is judged by this pass, with
+             * its dropout: a noisier choice than classify's, but one forward pass, not two. */
+            const float *weights = NULL;
+            if (s->input == BLURD_INPUT_TILES) {
+                for (int b = 0; b < n; b++)
+                    t->batch_owner[b] = begin + (size_t)b - t->order[begin + (size_t)b].input;
+                blurd_train_tile_weights(n, t->batch_owner, p, s->other_tile_weight, t->weights);
+                weights = t->weights;
+            }
             double loss =
-                blurd_net_train_backward_weighted(t->net, t->train_ws, n, t->labels, t->weights);
+                blurd_net_train_backward_weighted(t->net, t->train_ws, n, t->labels, weights);
             if (!isfinite(loss)) {
                 blurd_progress_clear(&t->progress);
                 rc = blurd_error_set(err, BLURD_EINVAL,

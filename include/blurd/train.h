@@ -122,12 +122,12 @@ struct blurd_train_summary {
  * with the best balanced accuracy on the validation images (within 0.05..0.95).  The checkpoint
  * (current weights, Adam's moments, the best weights and the loop's position) is written after
  * every epoch and when stopped; resuming continues from the step where it stopped, with the
- * checkpoint's settings (spec, input, batch, seed, split, tiles, learning rate); epochs, patience
- * and the budgets come from `options` (a different `epochs` reshapes the rest of the learning-rate
- * schedule).  A fresh run refuses an output or checkpoint that exists (BLURD_EINVAL, writing
- * nothing); a resumed run refuses an output that exists but is not its checkpoint's model, and
- * warns when DATA is not the checkpoint's.  At the end the output holds the best weights.  A line
- * per epoch goes to stderr, and a progress line when enabled.
+ * checkpoint's settings (spec, input, batch, seed, split, tiles, tile weight, learning rate);
+ * epochs, patience and the budgets come from `options` (a different `epochs` reshapes the rest of
+ * the learning-rate schedule).  A fresh run refuses an output or checkpoint that exists
+ * (BLURD_EINVAL, writing nothing); a resumed run refuses an output that exists but is not its
+ * checkpoint's model, and warns when DATA is not the checkpoint's.  At the end the output holds the
+ * best weights.  A line per epoch goes to stderr, and a progress line when enabled.
  *
  * Returns 0 when training ended (see summary->end; the model and checkpoint are saved), or,
  * with `err` saying why: blurd_dataset_read's errors, BLURD_EINVAL (bad options; a class
