@@ -106,22 +106,25 @@ static void make_dir(const char *path)
 }
 
 /* A set no network can fail to separate: noise for Undistorted, the same kind of noise
- * blurred away (sigma 4) for Blurred; 200 x 200 PNGs, so one input per image in either
- * mode.  Returns the DATA folder. */
-static char *make_separable_set(const char *name, int per_class, uint64_t seed)
+ * blurred away (sigma 4) for Blurred; side x side PNGs (200: one input per image in either
+ * mode).  Returns the DATA folder. */
+static char *make_sized_set(const char *name, const int per_class[2], int side, uint64_t seed)
 {
     char *data = test_path(name);
     make_dir(data);
     for (int label = 0; label < 2; label++) {
         char *dir = join(data, label == 0 ? "Blurred" : "Undistorted");
         make_dir(dir);
-        for (int i = 0; i < per_class; i++) {
-            enum { SIDE = 200 };
-            static uint8_t pixels[SIDE * SIDE * 3];
-            for (size_t k = 0; k < sizeof pixels; k++)
+        for (int i = 0; i < per_class[label]; i++) {
+            size_t bytes = (size_t)side * (size_t)side * 3;
+            uint8_t *pixels = malloc(bytes);
+            if (pixels == NULL)
+                TEST_FAIL("out of memory");
+            for (size_t k = 0; k < bytes; k++)
                 pixels[k] = (uint8_t)(test_random_next(&seed) >> 56);
-            VipsImage *noise = vips_image_new_from_memory_copy(pixels, sizeof pixels, SIDE, SIDE, 3,
-                                                               VIPS_FORMAT_UCHAR);
+            VipsImage *noise =
+                vips_image_new_from_memory_copy(pixels, bytes, side, side, 3, VIPS_FORMAT_UCHAR);
+            free(pixels);
             VipsImage *out = NULL;
             if (noise == NULL || (label == 0 ? vips_gaussblur(noise, &out, 4.0, "precision",
                                                               VIPS_PRECISION_INTEGER, NULL)
@@ -139,6 +142,12 @@ static char *make_separable_set(const char *name, int per_class, uint64_t seed)
         free(dir);
     }
     return data;
+}
+
+static char *make_separable_set(const char *name, int per_class, uint64_t seed)
+{
+    const int counts[2] = {per_class, per_class};
+    return make_sized_set(name, counts, 200, seed);
 }
 
 static struct blurd_train_options small_options(const char *data, const char *output)
@@ -338,6 +347,62 @@ TEST_IMPL(train_resumed_run_matches_an_uninterrupted_one)
     options.resume = bad;
     ASSERT_INT_EQ(blurd_train_run(&options, &summary, err), BLURD_EMODEL);
     ASSERT_CONTAINS(err, "bad.ckpt");
+    return 0;
+}
+
+/* Tiles mode, where a step weighs an image's tiles together: 3 tiles per image in steps of
+ * 4 (so images straddle steps) and fewer blurred images than clear (so some are repeated and
+ * one cut short); stopped mid-epoch and resumed, the run ends with the same bits, and it
+ * learns the set. */
+TEST_IMPL(train_tiles_run_resumes_identically)
+{
+    char err[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
+    const int counts[2] = {4, 7};
+    char *data = make_sized_set("data", counts, 400, 17);
+    /* each image gives the 3 tiles asked for */
+    struct blurd_image_options image = {.input = BLURD_INPUT_TILES, .size = 200, .tile_count = 3};
+    struct blurd_image_info info;
+    float *inputs = malloc(3 * 200 * 200 * 3 * sizeof(float));
+    char *first = test_path("data/Undistorted/00.png");
+    ASSERT_INT_EQ(blurd_image_load(first, &image, inputs, &info, err), 0);
+    ASSERT_INT_EQ(info.inputs, 3);
+    free(inputs);
+    char *whole = test_path("whole.safetensors"), *sliced = test_path("sliced.safetensors");
+    struct blurd_train_options options = small_options(data, whole);
+    options.input = BLURD_INPUT_TILES;
+    options.tiles_per_image = 3;
+    options.val_split = 0.0;
+    options.epochs = 3;
+    struct blurd_train_summary summary;
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(summary.training[0], 4);
+    ASSERT_INT_EQ(summary.training[1], 7);
+    ASSERT(summary.last_training_loss < summary.first_training_loss);
+
+    options.output = sliced;
+    options.max_steps = 7; /* 7 clear images x 3 tiles x 2 classes / 4 = 11 steps an epoch */
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(summary.end, BLURD_TRAIN_BUDGET_SPENT);
+    options.max_steps = 0;
+    options.resume = test_path("sliced.safetensors.ckpt");
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(summary.end, BLURD_TRAIN_FINISHED);
+
+    blurd_model *a, *b;
+    if (blurd_model_load(&a, whole, err) != 0 || blurd_model_load(&b, sliced, err) != 0)
+        TEST_FAIL("%s", err);
+    size_t count = blurd_net_parameter_count(blurd_model_net(a));
+    ASSERT(memcmp(blurd_net_parameters(blurd_model_net(a)),
+                  blurd_net_parameters(blurd_model_net(b)), count * sizeof(float)) == 0);
+    ASSERT_STR_EQ(blurd_model_meta_get(a, "blurd.input"), "tiles");
+    ASSERT_CONTAINS(blurd_model_meta_get(a, "train.settings"), "other-tile-weight 0.25");
+    blurd_model_free(a);
+    blurd_model_free(b);
+    free(data);
     return 0;
 }
 
