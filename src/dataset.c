@@ -35,6 +35,10 @@
  *   128-pixel windows, because the in-focus part of a photo is where its texture is and a
  *   crop of a shallow depth of field's background would be a blurred image labelled clear.
  *   Choices among near-equal regions are random, so the same region is not cut every time.
+ * - Shallow depth of field: 15% of the sharp crops keep a circle around that window sharp
+ *   and defocus the rest (a disk of radius 2..10 pixels, fading in over the circle's radius),
+ *   labelled clear with kernel "dof": a sharp subject before a soft background is a sharp
+ *   photo.
  * - Camera-like finishing, drawn the same way for both classes and independently for each
  *   image: Gaussian noise of sigma 2..12 (0..255 scale) on 40% of the images, partly shared
  *   across channels like luma noise, added after the blur as a sensor adds it; then JPEG at
@@ -67,8 +71,8 @@
 
 static const char *const folder_names[BLURD_DATASET_CLASSES] = {"Blurred", "Undistorted"};
 static const char *const label_names[BLURD_DATASET_CLASSES] = {"blurred", "clear"};
-static const char *const kernel_names[BLURD_SYNTH_KERNELS] = {"none", "gaussian", "disk", "motion",
-                                                              "shake"};
+static const char *const kernel_names[BLURD_SYNTH_KERNELS] = {"none",   "gaussian", "disk",
+                                                              "motion", "shake",    "dof"};
 
 #define LABELS_FILE   "labels.csv"
 #define LABELS_HEADER "file,label,source,kernel,strength,crop_w,crop_h,noise,quality"
@@ -99,8 +103,15 @@ static const char *const kernel_names[BLURD_SYNTH_KERNELS] = {"none", "gaussian"
 #define SHARP_FLAT_SHARE       0.25
 
 /* Blur strengths, log-uniform between these (pixels of the saved image). */
-static const double strength_low[BLURD_SYNTH_KERNELS] = {0.0, 0.8, 1.0, 3.0, 4.0};
-static const double strength_high[BLURD_SYNTH_KERNELS] = {0.0, 4.0, 6.0, 25.0, 25.0};
+static const double strength_low[BLURD_SYNTH_KERNELS] = {0.0, 0.8, 1.0, 3.0, 4.0, 2.0};
+static const double strength_high[BLURD_SYNTH_KERNELS] = {0.0, 4.0, 6.0, 25.0, 25.0, 10.0};
+
+/* Shallow depth of field, on this share of the sharp crops that have an in-focus window:
+ * a disk of the radius above (log-uniform) defocuses all but a sharp zone around the window,
+ * a circle of 0.5..1 window sizes, fading to the defocus over as much again. */
+#define SHARP_DOF_SHARE 0.15
+#define DOF_ZONE_LOW    0.5
+#define DOF_ZONE_HIGH   1.0
 
 /* Finishing, for both classes alike. */
 #define NOISE_SHARE   0.4
@@ -1029,6 +1040,7 @@ struct plan {
     int kernel;
     double strength, angle; /* angle: motion only */
     uint64_t shake_seed;
+    double focus_x, focus_y, focus_r;   /* dof: the sharp zone's centre and radius, native */
     int crop_x, crop_y, crop_w, crop_h; /* at native resolution */
     double scale;                       /* 1, or the web-size downscale */
     double noise;                       /* sigma, 0..255 scale; 0: none */
@@ -1153,6 +1165,14 @@ static void plan_image(const struct photo *photo, int label, int kernel, struct 
         if (photo->anchors > 0) {
             int a = (int)rng_below(rng, (size_t)photo->anchors);
             int size = ANCHOR_CELLS * CELL;
+            if (rng_unit(rng) < SHARP_DOF_SHARE) {
+                plan->kernel = BLURD_SYNTH_DOF;
+                plan->strength = rng_log_uniform(rng, strength_low[BLURD_SYNTH_DOF],
+                                                 strength_high[BLURD_SYNTH_DOF]);
+                plan->focus_x = photo->anchor_x[a] + size / 2.0;
+                plan->focus_y = photo->anchor_y[a] + size / 2.0;
+                plan->focus_r = size * rng_uniform(rng, DOF_ZONE_LOW, DOF_ZONE_HIGH);
+            }
             x_lo = photo->anchor_x[a] + size - w > 0 ? photo->anchor_x[a] + size - w : 0;
             x_hi = photo->anchor_x[a] < x_hi ? photo->anchor_x[a] : x_hi;
             y_lo = photo->anchor_y[a] + size - h > 0 ? photo->anchor_y[a] + size - h : 0;
@@ -1180,6 +1200,7 @@ static int build_mask(const struct plan *plan, struct blurd_synth_mask *mask)
     case BLURD_SYNTH_GAUSSIAN:
         return blurd_synth_mask_gaussian(plan->strength, mask);
     case BLURD_SYNTH_DISK:
+    case BLURD_SYNTH_DOF:
         return blurd_synth_mask_disk(plan->strength, mask);
     case BLURD_SYNTH_MOTION:
         return blurd_synth_mask_motion(plan->strength, plan->angle, mask);
@@ -1191,6 +1212,29 @@ static int build_mask(const struct plan *plan, struct blurd_synth_mask *mask)
 }
 
 /* ---- making one image -------------------------------------------------------------- */
+
+/* Shallow depth of field: `sharp` within `radius` of (cx, cy), fading linearly to
+ * `defocused` at twice that distance, into *out. */
+static int blend_focus(VipsImage *sharp, VipsImage *defocused, double cx, double cy, double radius,
+                       VipsImage **out)
+{
+    int w = sharp->Xsize, h = sharp->Ysize;
+    uint8_t *weights = g_malloc((size_t)w * (size_t)h);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double d = hypot(x + 0.5 - cx, y + 0.5 - cy);
+            double keep = d <= radius ? 1.0 : fmax(0.0, 2.0 - d / radius);
+            weights[(size_t)y * (size_t)w + (size_t)x] = (uint8_t)lrint(255.0 * keep);
+        }
+    VipsImage *condition =
+        vips_image_new_from_memory_copy(weights, (size_t)w * (size_t)h, w, h, 1, VIPS_FORMAT_UCHAR);
+    g_free(weights);
+    if (condition == NULL)
+        return -1;
+    int rc = vips_ifthenelse(condition, sharp, defocused, out, "blend", TRUE, NULL);
+    g_object_unref(condition);
+    return rc;
+}
 
 /* Crop (with a margin of real pixels for the filters to read), scale, blur, cut the crop
  * out: `*pixels` (g_malloc'd) gets *width x *height x 3 floats on the 0..255 scale. */
@@ -1224,6 +1268,11 @@ static int render(const struct photo *photo, const struct plan *plan,
         inner_w = (int)floor(inner_w * plan->scale + 0.5);
         inner_h = (int)floor(inner_h * plan->scale + 0.5);
     }
+    VipsImage *sharp = NULL; /* dof: the image before its defocus */
+    if (rc == 0 && plan->kernel == BLURD_SYNTH_DOF) {
+        sharp = image;
+        g_object_ref(sharp);
+    }
     if (rc == 0 && mask->weights != NULL) {
         matrix = vips_image_new_matrix_from_array(mask->width, mask->height, mask->weights,
                                                   mask->width * mask->height);
@@ -1243,6 +1292,14 @@ static int render(const struct photo *photo, const struct plan *plan,
                           vips_conv(image, &next, matrix, "precision", VIPS_PRECISION_FLOAT, NULL));
         }
     }
+    if (rc == 0 && sharp != NULL) {
+        double scale = plan->scale;
+        rc = step(&image, &next,
+                  blend_focus(sharp, image, (plan->focus_x - x0) * scale,
+                              (plan->focus_y - y0) * scale, plan->focus_r * scale, &next));
+    }
+    if (sharp != NULL)
+        g_object_unref(sharp);
     if (rc == 0) {
         /* Rounding in the resize may leave the scaled crop a pixel short. */
         if (inner_x + inner_w > image->Xsize)

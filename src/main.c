@@ -657,11 +657,12 @@ static int command_synth(int argc, char **argv)
     if (!quiet)
         fprintf(stderr,
                 "blurd: wrote %zu blurred and %zu clear images (gaussian %zu, disk %zu, motion "
-                "%zu, shake %zu) from %zu photos into %s in %.1f s%s\n",
+                "%zu, shake %zu; %zu clear with a shallow depth of field) from %zu photos into "
+                "%s in %.1f s%s\n",
                 summary.written[BLURD_DATASET_BLURRED], summary.written[BLURD_DATASET_CLEAR],
                 summary.kernels[BLURD_SYNTH_GAUSSIAN], summary.kernels[BLURD_SYNTH_DISK],
                 summary.kernels[BLURD_SYNTH_MOTION], summary.kernels[BLURD_SYNTH_SHAKE],
-                summary.photos, options.out_dir, summary.seconds,
+                summary.kernels[BLURD_SYNTH_DOF], summary.photos, options.out_dir, summary.seconds,
                 summary.unreadable > 0 ? "; some photos could not be read" : "");
     return summary.unreadable > 0 ? EXIT_FILES_FAILED : EXIT_OK;
 }

@@ -466,7 +466,7 @@ TEST_IMPL(dataset_synth_is_deterministic_by_seed)
 
 TEST_IMPL(dataset_synth_writes_labelled_blurred_and_sharp_sets)
 {
-    enum { COUNT = 8 };
+    enum { COUNT = 12 };
     char err[BLURD_ERR_LEN];
     ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
     char *sharp = photo_folder("sharp", sample_photos, 3);
@@ -476,9 +476,11 @@ TEST_IMPL(dataset_synth_writes_labelled_blurred_and_sharp_sets)
     ASSERT_INT_EQ(summary.photos, 3);
     ASSERT_INT_EQ(summary.written[BLURD_DATASET_BLURRED], COUNT);
     ASSERT_INT_EQ(summary.written[BLURD_DATASET_CLEAR], COUNT);
-    ASSERT_INT_EQ(summary.kernels[BLURD_SYNTH_NONE], COUNT);
+    ASSERT_INT_EQ(summary.kernels[BLURD_SYNTH_NONE] + summary.kernels[BLURD_SYNTH_DOF], COUNT);
     for (int k = BLURD_SYNTH_GAUSSIAN; k <= BLURD_SYNTH_SHAKE; k++)
         ASSERT(summary.kernels[k] >= 1);
+    ASSERT(summary.kernels[BLURD_SYNTH_DOF] >=
+           1); /* 15% of the sharp ones: one at least, by seed 5 */
 
     /* labels.csv: the header, then one row per image sorted by file, each naming a real
      * photo, a kernel that matches the class, a strength in its range, a crop at least 200
@@ -507,12 +509,15 @@ TEST_IMPL(dataset_synth_writes_labelled_blurred_and_sharp_sets)
         for (int k = 0; k < BLURD_SYNTH_KERNELS; k++)
             if (strcmp(kernel, blurd_synth_kernel_name(k)) == 0)
                 kind = k;
-        ASSERT(blurred ? kind >= BLURD_SYNTH_GAUSSIAN : kind == BLURD_SYNTH_NONE);
+        ASSERT(blurred ? kind >= BLURD_SYNTH_GAUSSIAN && kind <= BLURD_SYNTH_SHAKE
+                       : kind == BLURD_SYNTH_NONE || kind == BLURD_SYNTH_DOF);
         kinds[kind]++;
         if (kind == BLURD_SYNTH_GAUSSIAN)
             ASSERT(strength >= 0.79 && strength <= 4.01);
         else if (kind == BLURD_SYNTH_DISK)
             ASSERT(strength >= 0.99 && strength <= 6.01);
+        else if (kind == BLURD_SYNTH_DOF)
+            ASSERT(strength >= 1.99 && strength <= 10.01);
         else if (kind != BLURD_SYNTH_NONE)
             ASSERT(strength >= 2.99 && strength <= 25.01);
         ASSERT(crop_w >= 200 && crop_h >= 200 && crop_w <= 1600 * 4 && crop_h <= 1600 * 4);
@@ -530,7 +535,7 @@ TEST_IMPL(dataset_synth_writes_labelled_blurred_and_sharp_sets)
         rows++;
     }
     ASSERT_INT_EQ(rows, 2 * COUNT);
-    for (int k = BLURD_SYNTH_GAUSSIAN; k <= BLURD_SYNTH_SHAKE; k++)
+    for (int k = 0; k < BLURD_SYNTH_KERNELS; k++)
         ASSERT_INT_EQ(kinds[k], summary.kernels[k]);
     free(labels);
 

@@ -76,8 +76,11 @@ enum blurd_synth_kernel {
     BLURD_SYNTH_DISK,     /* defocus; strength: radius in pixels */
     BLURD_SYNTH_MOTION,   /* linear motion; strength: length in pixels */
     BLURD_SYNTH_SHAKE,    /* shaken camera; strength: length of the trajectory in pixels */
+    BLURD_SYNTH_DOF,      /* a sharp sample with a shallow depth of field: sharp around its
+                             in-focus window, the rest defocused; strength: that defocus's
+                             disk radius in pixels */
 };
-#define BLURD_SYNTH_KERNELS 5
+#define BLURD_SYNTH_KERNELS 6
 
 /* "none", "gaussian", "disk", "motion" or "shake" (the labels.csv spelling); NULL for
  * other values. */
