@@ -36,7 +36,8 @@
  *   crop of a shallow depth of field's background would be a blurred image labelled clear.
  *   Choices among near-equal regions are random, so the same region is not cut every time.
  * - Shallow depth of field: 15% of the sharp crops keep a circle around that window sharp
- *   and defocus the rest (a disk of radius 2..10 pixels, fading in over the circle's radius),
+ *   (radius 100..200 pixels of the saved image at least) and defocus the rest (a disk of
+ *   radius 2..10 pixels, fading in over the circle's radius),
  *   labelled clear with kernel "dof": a sharp subject before a soft background is a sharp
  *   photo.
  * - Camera-like finishing, drawn the same way for both classes and independently for each
@@ -108,10 +109,13 @@ static const double strength_high[BLURD_SYNTH_KERNELS] = {0.0, 4.0, 6.0, 25.0, 2
 
 /* Shallow depth of field, on this share of the sharp crops that have an in-focus window:
  * a disk of the radius above (log-uniform) defocuses all but a sharp zone around the window,
- * a circle of 0.5..1 window sizes, fading to the defocus over as much again. */
-#define SHARP_DOF_SHARE 0.15
-#define DOF_ZONE_LOW    0.5
-#define DOF_ZONE_HIGH   1.0
+ * a circle of 0.5..1 window sizes and at least 100..200 pixels of the saved image, fading to
+ * the defocus over as much again. */
+#define SHARP_DOF_SHARE      0.15
+#define DOF_ZONE_LOW         0.5
+#define DOF_ZONE_HIGH        1.0
+#define DOF_ZONE_PIXELS_LOW  100.0
+#define DOF_ZONE_PIXELS_HIGH 200.0
 
 /* Finishing, for both classes alike. */
 #define NOISE_SHARE   0.4
@@ -1150,6 +1154,7 @@ static void plan_image(const struct photo *photo, int label, int kernel, struct 
     int w = plan->crop_w, h = plan->crop_h;
 
     int x_lo = 0, x_hi = photo->width - w, y_lo = 0, y_hi = photo->height - h;
+    int anchor = -1; /* sharp crops: the in-focus window they hold */
     enum region region = REGION_RANDOM;
     double u = rng_unit(rng);
     if (label == BLURD_DATASET_BLURRED) {
@@ -1165,14 +1170,7 @@ static void plan_image(const struct photo *photo, int label, int kernel, struct 
         if (photo->anchors > 0) {
             int a = (int)rng_below(rng, (size_t)photo->anchors);
             int size = ANCHOR_CELLS * CELL;
-            if (rng_unit(rng) < SHARP_DOF_SHARE) {
-                plan->kernel = BLURD_SYNTH_DOF;
-                plan->strength = rng_log_uniform(rng, strength_low[BLURD_SYNTH_DOF],
-                                                 strength_high[BLURD_SYNTH_DOF]);
-                plan->focus_x = photo->anchor_x[a] + size / 2.0;
-                plan->focus_y = photo->anchor_y[a] + size / 2.0;
-                plan->focus_r = size * rng_uniform(rng, DOF_ZONE_LOW, DOF_ZONE_HIGH);
-            }
+            anchor = a;
             x_lo = photo->anchor_x[a] + size - w > 0 ? photo->anchor_x[a] + size - w : 0;
             x_hi = photo->anchor_x[a] < x_hi ? photo->anchor_x[a] : x_hi;
             y_lo = photo->anchor_y[a] + size - h > 0 ? photo->anchor_y[a] + size - h : 0;
@@ -1192,6 +1190,21 @@ static void plan_image(const struct photo *photo, int label, int kernel, struct 
     plan->noise = rng_unit(rng) < NOISE_SHARE ? rng_uniform(rng, NOISE_LOW, NOISE_HIGH) : 0.0;
     plan->quality = QUALITY_LOW + (int)rng_below(rng, QUALITY_HIGH - QUALITY_LOW + 1);
     plan->noise_seed = rng_next(rng);
+
+    /* Drawn last, so that the other sharp crops are what they were before this kind. */
+    if (anchor >= 0 && rng_unit(rng) < SHARP_DOF_SHARE) {
+        int size = ANCHOR_CELLS * CELL;
+        plan->kernel = BLURD_SYNTH_DOF;
+        plan->strength =
+            rng_log_uniform(rng, strength_low[BLURD_SYNTH_DOF], strength_high[BLURD_SYNTH_DOF]);
+        plan->focus_x = photo->anchor_x[anchor] + size / 2.0;
+        plan->focus_y = photo->anchor_y[anchor] + size / 2.0;
+        /* at least the window, and DOF_ZONE_PIXELS in the saved image, so that a tile of it
+         * is sharp even in a web-size crop */
+        plan->focus_r =
+            fmax(size * rng_uniform(rng, DOF_ZONE_LOW, DOF_ZONE_HIGH),
+                 rng_uniform(rng, DOF_ZONE_PIXELS_LOW, DOF_ZONE_PIXELS_HIGH) / plan->scale);
+    }
 }
 
 static int build_mask(const struct plan *plan, struct blurd_synth_mask *mask)

@@ -82,8 +82,8 @@ enum blurd_synth_kernel {
 };
 #define BLURD_SYNTH_KERNELS 6
 
-/* "none", "gaussian", "disk", "motion" or "shake" (the labels.csv spelling); NULL for
- * other values. */
+/* "none", "gaussian", "disk", "motion", "shake" or "dof" (the labels.csv spelling); NULL
+ * for other values. */
 const char *blurd_synth_kernel_name(int kernel);
 
 /* A convolution mask centred on its middle element. */
