@@ -1191,7 +1191,8 @@ static void plan_image(const struct photo *photo, int label, int kernel, struct 
     plan->quality = QUALITY_LOW + (int)rng_below(rng, QUALITY_HIGH - QUALITY_LOW + 1);
     plan->noise_seed = rng_next(rng);
 
-    /* Drawn last, so that the other sharp crops are what they were before this kind. */
+    /* Drawn last from the image's own stream, so the rest of a crop's plan is the same
+     * whether or not it gets a shallow depth of field. */
     if (anchor >= 0 && rng_unit(rng) < SHARP_DOF_SHARE) {
         int size = ANCHOR_CELLS * CELL;
         plan->kernel = BLURD_SYNTH_DOF;
