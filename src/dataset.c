@@ -37,9 +37,8 @@
  *   Choices among near-equal regions are random, so the same region is not cut every time.
  * - Shallow depth of field: 15% of the sharp crops keep a circle around that window sharp
  *   (radius 100..200 pixels of the saved image at least) and defocus the rest (a disk of
- *   radius 2..10 pixels, fading in over the circle's radius),
- *   labelled clear with kernel "dof": a sharp subject before a soft background is a sharp
- *   photo.
+ *   radius 2..10 pixels, fading in over the circle's radius), labelled clear with kernel
+ *   "dof": a sharp subject before a soft background is a sharp photo.
  * - Camera-like finishing, drawn the same way for both classes and independently for each
  *   image: Gaussian noise of sigma 2..12 (0..255 scale) on 40% of the images, partly shared
  *   across channels like luma noise, added after the blur as a sensor adds it; then JPEG at

@@ -887,7 +887,8 @@ static int command_train(int argc, char **argv)
     options.data_dir = argv[optind];
     if (options.resume != NULL && settings_given)
         blurd_log_warning("resuming: the checkpoint's spec, input, batch, learning rate, seed, "
-                          "split, tiles and threshold are used; the ones given are ignored");
+                          "split, tiles, tile weight and threshold are used; the ones given are "
+                          "ignored");
     char err[BLURD_ERR_LEN];
     struct blurd_train_summary summary;
     if (blurd_image_init(argv[0], err) != 0 || blurd_train_run(&options, &summary, err) != 0) {

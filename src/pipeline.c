@@ -74,6 +74,11 @@ static double milliseconds_since(const struct timespec *start)
            (double)(now.tv_nsec - start->tv_nsec) * 1e-6;
 }
 
+int blurd_pipeline_tiles_scored(int count)
+{
+    return count > 0 ? (count + 3) / 4 : 0;
+}
+
 float blurd_pipeline_combine_tiles(const float *p_blurred, int count)
 {
     float sorted[64];
@@ -87,7 +92,7 @@ float blurd_pipeline_combine_tiles(const float *p_blurred, int count)
         }
         sorted[j] = v;
     }
-    int used = (n + 3) / 4;
+    int used = blurd_pipeline_tiles_scored(n);
     float sum = 0.0f;
     for (int i = 0; i < used; i++)
         sum += sorted[i];

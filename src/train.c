@@ -421,7 +421,7 @@ void blurd_train_tile_weights(int n, const size_t *owner, const float *probabili
         int end = start + 1;
         while (end < n && owner[end] == owner[start])
             end++;
-        int count = end - start, used = other < 1.0f ? (count + 3) / 4 : 0;
+        int used = other < 1.0f ? blurd_pipeline_tiles_scored(end - start) : 0;
         for (int b = start; b < end; b++)
             weights[b] = other;
         for (int k = 0; k < used; k++) {

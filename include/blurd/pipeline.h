@@ -97,6 +97,10 @@ size_t blurd_pipeline_in_flight(const blurd_pipeline *pipeline);
  * noisy tile from deciding alone. */
 float blurd_pipeline_combine_tiles(const float *p_blurred, int count);
 
+/* How many of an image's `count` tiles its score rests on: the sharpest quarter, at least
+ * one (0 for none).  Training weighs tiles by the same rule. */
+int blurd_pipeline_tiles_scored(int count);
+
 /* Fills the fields of a database row that a result determines: path (`path`, borrowed),
  * size and modification time (from `st`; unknown when NULL), width, height, format,
  * p_blurred and milliseconds.  The rest (verdict, model, input mode, moved_to, error) is
