@@ -315,6 +315,8 @@ static void pump(struct daemon *d)
         if (rc != 0) {
             blurd_log_warning("%s: path too long, skipped", taken);
             g_hash_table_remove(d->known, taken);
+        } else {
+            blurd_log_debug("%s: judging", taken);
         }
         d->next_id++;
         g_free(taken);

@@ -436,6 +436,49 @@ TEST_IMPL(daemon_reloads_on_sighup_and_keeps_working)
     return 0;
 }
 
+/* A file rewritten while the pipeline has it (a slow upload, an editor saving again) must
+ * not keep the verdict on its old content: the result is dropped and the file judged again.
+ * The daemon is frozen (SIGSTOP) while it decodes a large photo, the file's modification
+ * time is changed, and the daemon thawed; the recorded row must carry the new time. */
+TEST_IMPL(daemon_judges_again_a_file_changed_while_judged)
+{
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *db = test_path("blurd.db"), *config = test_path("blurd.conf");
+    char text[4096];
+    snprintf(text, sizeof text,
+             "[watch]\nfolder = %s\nsettle = 0.3\n[model]\npath = %s\n[daemon]\ndatabase = "
+             "%s\nworkers = 1\nlog_level = debug\n",
+             inbox, model, db);
+    test_write_file(config, text, strlen(text));
+    /* 49 megapixels of PNG take a good part of a second to decode: time to freeze it in */
+    char *big = test_path("big.png"), command[8192];
+    snprintf(command, sizeof command, "vips gaussnoise '%s' 7000 7000 --mean 128 --sigma 30", big);
+    ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
+
+    char args[4096];
+    snprintf(args, sizeof args, "-c '%s'", config);
+    struct daemon_process d = start_daemon(args);
+    wait_ready(&d);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/big.png", inbox);
+    ASSERT(rename(big, path) == 0);
+    wait_for_log(&d, "big.png: judging");
+    ASSERT(kill(d.pid, SIGSTOP) == 0);
+    const int64_t new_seconds = 1000000000;
+    const struct timespec times[2] = {{new_seconds, 0}, {new_seconds, 0}};
+    ASSERT(utimensat(AT_FDCWD, path, times, 0) == 0);
+    ASSERT(kill(d.pid, SIGCONT) == 0);
+
+    wait_for_log(&d, "big.png: changed while being judged; judging it again");
+    wait_for_number(&d, db,
+                    "select count(*) from images where path like '%/big.png' and verdict is not "
+                    "null and mtime = 1000000000000000000",
+                    1);
+    ASSERT_INT_EQ(query_number(db, "select count(*) from images"), 1);
+    ASSERT_INT_EQ(stop_daemon(&d), 0);
+    return 0;
+}
+
 TEST_IMPL(daemon_refuses_bad_configuration_and_missing_model)
 {
     char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),

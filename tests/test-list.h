@@ -192,6 +192,7 @@
     X(daemon_catches_up_after_restart_and_skips_what_it_has)                \
     X(daemon_kill_9_while_sorting_loses_and_duplicates_nothing)             \
     X(daemon_reloads_on_sighup_and_keeps_working)                           \
+    X(daemon_judges_again_a_file_changed_while_judged)                      \
     X(daemon_refuses_bad_configuration_and_missing_model)                   \
     X(daemon_recovers_from_inotify_queue_overflow)                          \
     X(daemon_speaks_the_systemd_notify_protocol_and_journal_priorities)     \
