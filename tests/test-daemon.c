@@ -106,6 +106,18 @@ static int log_contains(const struct daemon_process *d, const char *text)
     return strstr(log, text) != NULL;
 }
 
+/* How many times the daemon has logged `text` so far. */
+static int log_count(const struct daemon_process *d, const char *text)
+{
+    if (access(d->log, F_OK) != 0)
+        return 0;
+    int count = 0;
+    for (const char *at = test_read_file(d->log, NULL); (at = strstr(at, text)) != NULL;
+         at += strlen(text))
+        count++;
+    return count;
+}
+
 /* Polls until the daemon has logged `text`; fails the test if it exits first. */
 static void wait_for_log(const struct daemon_process *d, const char *text)
 {
@@ -432,6 +444,23 @@ TEST_IMPL(daemon_reloads_on_sighup_and_keeps_working)
     snprintf(path, sizeof path, "%s/three.png", inbox);
     put_file(path, bytes, n);
     wait_for_number(&d, db, "select count(*) from images", 3);
+
+    /* so is a valid configuration whose model file is corrupt (cut short) */
+    size_t model_size;
+    char *model_bytes = test_read_file(model, &model_size);
+    char *cut = test_path("cut.safetensors");
+    test_write_file(cut, model_bytes, model_size / 2);
+    snprintf(text, sizeof text,
+             "[watch]\nfolder = %s\nsettle = 0.3\n[model]\npath = %s\n[daemon]\ndatabase = "
+             "%s\nworkers = 1\nlog_level = info\n",
+             inbox, cut, db);
+    test_write_file(config, text, strlen(text));
+    kill(d.pid, SIGHUP);
+    wait_for_log(&d, "cut.safetensors");
+    ASSERT_INT_EQ(log_count(&d, "keeping the running configuration"), 2);
+    snprintf(path, sizeof path, "%s/four.png", inbox);
+    put_file(path, bytes, n);
+    wait_for_number(&d, db, "select count(*) from images", 4);
     ASSERT_INT_EQ(stop_daemon(&d), 0);
     return 0;
 }
