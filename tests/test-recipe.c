@@ -1,7 +1,7 @@
 /* test-recipe.c - the model recipe's photo fetcher never touches the photos reserved for
  * independent evaluation (it refuses a list naming them before downloading anything) nor
- * the photos too soft to stand for a clear one, and
- * its hard-cases report scores a synth set with both methods. */
+ * the photos too soft to stand for a clear one, and its hard-cases report scores a synth
+ * set with both methods. */
 #include "test.h"
 
 #include <string.h>
