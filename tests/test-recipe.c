@@ -50,7 +50,7 @@ TEST_IMPL(recipe_skips_photos_short_of_sharp)
              "python3 '%s/recipe/fetch-photos' '%s' '%s/out' --cache '%s/cache'", test_source_dir(),
              tsv, test_tmpdir(), test_tmpdir());
     ASSERT_INT_EQ(test_run(command, NULL, &err), 0);
-    ASSERT_CONTAINS(err, "0 photos");
+    ASSERT_CONTAINS(err, "fetch-photos: 0 photos in");
     ASSERT_CONTAINS(err, "1 rows skipped");
 
     return 0;
@@ -73,5 +73,6 @@ TEST_IMPL(recipe_hard_cases_reports_both_methods)
     ASSERT_CONTAINS(out, "all images                                 12");
     ASSERT_CONTAINS(out, "low-texture scenes, sharp");
     ASSERT_CONTAINS(out, "balanced accuracy: model ");
+    ASSERT_CONTAINS(out, "blur at least sigma 1.5 px (");
     return 0;
 }
