@@ -471,12 +471,9 @@ struct validation {
 };
 
 /* Fitted thresholds stay inside this range, so a lopsided validation set cannot make a
- * model that calls everything one way.  The range is wide because the scores of whole
- * images drift toward "blurred" as training goes on (the best threshold of one 8-epoch
- * recipe run was above 0.95 from its third epoch), and a threshold held below its best
- * misjudges clear photos and misleads the choice of the best epoch. */
-#define MIN_FITTED_THRESHOLD 0.001
-#define MAX_FITTED_THRESHOLD 0.999
+ * model that calls everything one way. */
+#define MIN_FITTED_THRESHOLD 0.05
+#define MAX_FITTED_THRESHOLD 0.95
 
 /* Scores every validation image as classify would (its tiles combined, or its resize) and
  * measures the calls at the model's threshold; the loss is the mean cross-entropy over

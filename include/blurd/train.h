@@ -119,7 +119,7 @@ struct blurd_train_summary {
  * accuracy, ties going to the lower validation loss; by training loss when validation
  * lacks a class) to options->output, with metadata recording the data, settings and
  * validation metrics, and as its threshold options->threshold or, when that is 0, the one
- * with the best balanced accuracy on the validation images (within 0.001..0.999).  The checkpoint
+ * with the best balanced accuracy on the validation images (within 0.05..0.95).  The checkpoint
  * (current weights, Adam's moments, the best weights and the loop's position) is written after
  * every epoch and when stopped; resuming continues from the step where it stopped, with the
  * checkpoint's settings (spec, input, batch, seed, split, tiles, tile weight, learning rate);
