@@ -146,7 +146,6 @@
     X(train_interrupt_saves_a_checkpoint)                                   \
     /* recipe */                                                            \
     X(recipe_refuses_reserved_packages)                                     \
-    X(recipe_skips_photos_short_of_sharp)                                   \
     X(recipe_hard_cases_reports_both_methods)                               \
     /* metrics */                                                           \
     X(metrics_confusion_accuracy_balanced_accuracy)                         \

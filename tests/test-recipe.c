@@ -1,7 +1,6 @@
 /* test-recipe.c - the model recipe's photo fetcher never touches the photos reserved for
- * independent evaluation (it refuses a list naming them before downloading anything) nor
- * the photos too soft to stand for a clear one, and its hard-cases report scores a synth
- * set with both methods. */
+ * independent evaluation (it refuses a list naming them before downloading anything), and
+ * its hard-cases report scores a synth set with both methods. */
 #include "test.h"
 
 #include <string.h>
@@ -34,25 +33,6 @@ TEST_IMPL(recipe_refuses_reserved_packages)
              test_source_dir());
     test_run(command, &out, NULL);
     ASSERT_STR_EQ(out, "0\n");
-    return 0;
-}
-
-/* A photo whose in-focus note is short of sharp is skipped before anything is fetched (the
- * row names a package that does not exist, so a download would fail). */
-TEST_IMPL(recipe_skips_photos_short_of_sharp)
-{
-    char *tsv = test_path("sources.tsv"), command[4096], *err;
-    static const char text[] =
-        "package\tversion\tpath\nno-such-package\t1.0\tusr/share/x.jpg\t00\t1\t1\tnature\t"
-        "hazy, moderately sharp\tGPL\n";
-    test_write_file(tsv, text, strlen(text));
-    snprintf(command, sizeof command,
-             "python3 '%s/recipe/fetch-photos' '%s' '%s/out' --cache '%s/cache'", test_source_dir(),
-             tsv, test_tmpdir(), test_tmpdir());
-    ASSERT_INT_EQ(test_run(command, NULL, &err), 0);
-    ASSERT_CONTAINS(err, "fetch-photos: 0 photos in");
-    ASSERT_CONTAINS(err, "1 rows skipped");
-
     return 0;
 }
 
