@@ -191,6 +191,31 @@ static void wait_for_number(const struct daemon_process *d, const char *db, cons
 }
 
 /* The common daemon arguments; the result lives until the next call. */
+/* A one-worker daemon configuration watching INBOX, written to CONFIG; its text stays in
+ * TEXT so a test can add to it. */
+static void write_config(const char *config, char *text, size_t size, const char *inbox,
+                         const char *model, const char *db, const char *log_level)
+{
+    snprintf(text, size,
+             "[watch]\nfolder = %s\nsettle = 0.3\n[model]\npath = %s\n[daemon]\ndatabase = "
+             "%s\nworkers = 1\nlog_level = %s\n",
+             inbox, model, db, log_level);
+    test_write_file(config, text, strlen(text));
+}
+
+/* Puts a photo called NAME into INBOX and waits for its row with that verdict. */
+static void put_and_expect(const struct daemon_process *d, const char *db, const char *inbox,
+                           const char *name, const char *bytes, size_t n, const char *verdict)
+{
+    char path[4096], sql[4096];
+    snprintf(path, sizeof path, "%s/%s", inbox, name);
+    put_file(path, bytes, n);
+    snprintf(sql, sizeof sql,
+             "select count(*) from images where path like '%%/%s' and verdict = '%s'", name,
+             verdict);
+    wait_for_number(d, db, sql, 1);
+}
+
 static const char *daemon_args(const char *model, const char *inbox, const char *db,
                                const char *more)
 {
@@ -409,11 +434,7 @@ TEST_IMPL(daemon_reloads_on_sighup_and_keeps_working)
          *db = test_path("blurd.db");
     char *config = test_path("blurd.conf");
     char text[4096];
-    snprintf(text, sizeof text,
-             "[watch]\nfolder = %s\nsettle = 0.3\n[model]\npath = %s\n[daemon]\ndatabase = "
-             "%s\nworkers = 1\nlog_level = info\n",
-             inbox, model, db);
-    test_write_file(config, text, strlen(text));
+    write_config(config, text, sizeof text, inbox, model, db, "info");
     size_t n;
     char *bytes = photo_bytes(5, &n);
     char args[4096];
@@ -430,12 +451,7 @@ TEST_IMPL(daemon_reloads_on_sighup_and_keeps_working)
     test_write_file(config, text, strlen(text));
     kill(d.pid, SIGHUP);
     wait_for_log(&d, "reloaded");
-    snprintf(path, sizeof path, "%s/two.png", inbox);
-    put_file(path, bytes, n);
-    wait_for_number(&d, db,
-                    "select count(*) from images where path like '%two.png' and "
-                    "verdict = 'blurred'",
-                    1);
+    put_and_expect(&d, db, inbox, "two.png", bytes, n, "blurred");
 
     /* a broken configuration is refused and the running one kept */
     test_write_file(config, "[watch]\nfrobnicate = 1\n", 23);
@@ -450,22 +466,13 @@ TEST_IMPL(daemon_reloads_on_sighup_and_keeps_working)
     char *model_bytes = test_read_file(model, &model_size);
     char *cut = test_path("cut.safetensors");
     test_write_file(cut, model_bytes, model_size / 2);
-    snprintf(text, sizeof text,
-             "[watch]\nfolder = %s\nsettle = 0.3\n[model]\npath = %s\n[daemon]\ndatabase = "
-             "%s\nworkers = 1\nlog_level = info\n",
-             inbox, cut, db);
-    test_write_file(config, text, strlen(text));
+    write_config(config, text, sizeof text, inbox, cut, db, "info");
     kill(d.pid, SIGHUP);
     wait_for_log(&d, "cut.safetensors");
     ASSERT_INT_EQ(log_count(&d, "keeping the running configuration"), 2);
     ASSERT_INT_EQ(log_count(&d, "reloaded"), 1);
-    snprintf(path, sizeof path, "%s/four.png", inbox);
-    put_file(path, bytes, n);
     /* judged by the running model at the running threshold, which calls everything blurred */
-    wait_for_number(&d, db,
-                    "select count(*) from images where path like '%four.png' and "
-                    "verdict = 'blurred'",
-                    1);
+    put_and_expect(&d, db, inbox, "four.png", bytes, n, "blurred");
     ASSERT_INT_EQ(query_number(db, "select count(*) from images"), 4);
     ASSERT_INT_EQ(stop_daemon(&d), 0);
     return 0;
@@ -480,11 +487,7 @@ TEST_IMPL(daemon_judges_again_a_file_changed_while_judged)
     char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
          *db = test_path("blurd.db"), *config = test_path("blurd.conf");
     char text[4096];
-    snprintf(text, sizeof text,
-             "[watch]\nfolder = %s\nsettle = 0.3\n[model]\npath = %s\n[daemon]\ndatabase = "
-             "%s\nworkers = 1\nlog_level = debug\n",
-             inbox, model, db);
-    test_write_file(config, text, strlen(text));
+    write_config(config, text, sizeof text, inbox, model, db, "debug");
     /* 49 megapixels of PNG take a good part of a second to decode: time to freeze it in */
     char *big = test_path("big.png"), command[8192];
     snprintf(command, sizeof command, "vips gaussnoise '%s' 7000 7000 --mean 128 --sigma 30", big);
