@@ -203,6 +203,16 @@ static void write_config(const char *config, char *text, size_t size, const char
     test_write_file(config, text, strlen(text));
 }
 
+/* Starts `blurd daemon -c CONFIG` and waits until it watches. */
+static struct daemon_process start_daemon_ready_with(const char *config)
+{
+    char args[4096];
+    snprintf(args, sizeof args, "-c '%s'", config);
+    struct daemon_process d = start_daemon(args);
+    wait_ready(&d);
+    return d;
+}
+
 /* Puts a photo called NAME into INBOX and waits for its row with that verdict. */
 static void put_and_expect(const struct daemon_process *d, const char *db, const char *inbox,
                            const char *name, const char *bytes, size_t n, const char *verdict)
@@ -437,10 +447,7 @@ TEST_IMPL(daemon_reloads_on_sighup_and_keeps_working)
     write_config(config, text, sizeof text, inbox, model, db, "info");
     size_t n;
     char *bytes = photo_bytes(5, &n);
-    char args[4096];
-    snprintf(args, sizeof args, "-c '%s'", config);
-    struct daemon_process d = start_daemon(args);
-    wait_ready(&d);
+    struct daemon_process d = start_daemon_ready_with(config);
     char path[4096];
     snprintf(path, sizeof path, "%s/one.png", inbox);
     put_file(path, bytes, n);
@@ -493,10 +500,7 @@ TEST_IMPL(daemon_judges_again_a_file_changed_while_judged)
     snprintf(command, sizeof command, "vips gaussnoise '%s' 7000 7000 --mean 128 --sigma 30", big);
     ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
 
-    char args[4096];
-    snprintf(args, sizeof args, "-c '%s'", config);
-    struct daemon_process d = start_daemon(args);
-    wait_ready(&d);
+    struct daemon_process d = start_daemon_ready_with(config);
     char path[4096];
     snprintf(path, sizeof path, "%s/big.png", inbox);
     ASSERT(rename(big, path) == 0);
