@@ -98,14 +98,6 @@ static struct daemon_process start_daemon(const char *args)
     return d;
 }
 
-static int log_contains(const struct daemon_process *d, const char *text)
-{
-    if (access(d->log, F_OK) != 0)
-        return 0;
-    char *log = test_read_file(d->log, NULL);
-    return strstr(log, text) != NULL;
-}
-
 /* How many times the daemon has logged `text` so far. */
 static int log_count(const struct daemon_process *d, const char *text)
 {
@@ -116,6 +108,11 @@ static int log_count(const struct daemon_process *d, const char *text)
          at += strlen(text))
         count++;
     return count;
+}
+
+static int log_contains(const struct daemon_process *d, const char *text)
+{
+    return log_count(d, text) > 0;
 }
 
 /* Polls until the daemon has logged `text`; fails the test if it exits first. */
@@ -190,7 +187,6 @@ static void wait_for_number(const struct daemon_process *d, const char *db, cons
     }
 }
 
-/* The common daemon arguments; the result lives until the next call. */
 /* A one-worker daemon configuration watching INBOX, written to CONFIG; its text stays in
  * TEXT so a test can add to it. */
 static void write_config(const char *config, char *text, size_t size, const char *inbox,
@@ -226,6 +222,7 @@ static void put_and_expect(const struct daemon_process *d, const char *db, const
     wait_for_number(d, db, sql, 1);
 }
 
+/* The common daemon arguments; the result lives until the next call. */
 static const char *daemon_args(const char *model, const char *inbox, const char *db,
                                const char *more)
 {
@@ -517,10 +514,12 @@ TEST_IMPL(daemon_judges_again_a_file_changed_while_judged)
     ASSERT(kill(d.pid, SIGCONT) == 0);
 
     wait_for_log(&d, "big.png: changed while being judged; judging it again");
-    wait_for_number(&d, db,
-                    "select count(*) from images where path like '%/big.png' and verdict is not "
-                    "null and mtime = 1000000000000000000",
-                    1);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "select count(*) from images where path like '%%/big.png' and verdict is not null "
+             "and mtime = %lld",
+             (long long)new_seconds * 1000000000LL);
+    wait_for_number(&d, db, sql, 1);
     ASSERT_INT_EQ(stop_daemon(&d), 0);
     return 0;
 }
