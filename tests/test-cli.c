@@ -1,9 +1,7 @@
 /* test-cli.c - end-to-end runs of the real blurd binary on real image files made by the
  * tests (with the vips command-line tool), a real model file and a real SQLite database. */
 #include "blurd/error.h"
-#include "blurd/image.h"
 #include "blurd/model.h"
-#include "blurd/net.h"
 #include "test.h"
 
 #include <jansson.h>
@@ -182,59 +180,6 @@ TEST_IMPL(cli_classify_formats_and_order)
     drop_last_csv_field(one_job);
     drop_last_csv_field(three_jobs);
     ASSERT_STR_EQ(one_job, three_jobs);
-    return 0;
-}
-
-/* p(blurred) of `name` in classify's CSV output `csv` (-1 if it is not there). */
-static double csv_p_blurred(const char *csv, const char *name)
-{
-    const char *line = strstr(csv, name);
-    if (line == NULL)
-        return -1.0;
-    const char *field = strchr(line, ',');
-    field = field ? strchr(field + 1, ',') : NULL;
-    return field ? strtod(field + 1, NULL) : -1.0;
-}
-
-/* A model that asks for contrast normalization gets it from classify: its CSV scores are
- * those of the network fed normalized inputs, not the plain ones. */
-TEST_IMPL(cli_classify_applies_the_model_normalization)
-{
-    char *plain = test_small_model("plain.safetensors", 7);
-    char *normalized = test_path("normalized.safetensors");
-    char err_text[BLURD_ERR_LEN];
-    blurd_model *model;
-    ASSERT_INT_EQ(blurd_model_load(&model, plain, err_text), 0);
-    ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.normalize", "contrast", err_text), 0);
-    ASSERT_INT_EQ(blurd_model_save(model, normalized, 0, err_text), 0);
-    char *photos = make_photos();
-
-    char args[2048], *err, *plain_out, *normalized_out;
-    snprintf(args, sizeof args, "classify -m '%s' -i resize -f csv '%s/a.jpg'", plain, photos);
-    ASSERT_INT_EQ(test_blurd(args, &plain_out, &err), 0);
-    snprintf(args, sizeof args, "classify -m '%s' -i resize -f csv '%s/a.jpg'", normalized, photos);
-    ASSERT_INT_EQ(test_blurd(args, &normalized_out, &err), 0);
-
-    /* the same image through the loader's normalization and the network, in process */
-    const struct blurd_preprocess *pre = blurd_model_preprocess(model);
-    struct blurd_image_options image = {.input = BLURD_INPUT_RESIZE,
-                                        .size = pre->tile_size,
-                                        .tile_count = 1,
-                                        .normalize = BLURD_NORMALIZE_CONTRAST};
-    blurd_net_workspace *ws;
-    ASSERT_INT_EQ(blurd_net_workspace_create(&ws, blurd_model_net(model), 1, 1, err_text), 0);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/a.jpg", photos);
-    struct blurd_image_info info;
-    ASSERT_INT_EQ(blurd_image_load(path, &image, blurd_net_workspace_input(ws), &info, err_text),
-                  0);
-    double expected = (double)blurd_net_forward(blurd_model_net(model), ws, 1, NULL)[0];
-
-    double got = csv_p_blurred(normalized_out, "a.jpg");
-    ASSERT_NEAR(got, expected, 2e-6);
-    ASSERT(fabs(csv_p_blurred(plain_out, "a.jpg") - expected) > 1e-4);
-    blurd_net_workspace_free(ws);
-    blurd_model_free(model);
     return 0;
 }
 

@@ -178,7 +178,6 @@
     X(cli_model_info_default_architecture)                                  \
     X(cli_classify_without_model_says_so)                                   \
     X(cli_classify_formats_and_order)                                       \
-    X(cli_classify_applies_the_model_normalization)                         \
     X(cli_classify_bad_files_are_reported_and_skipped)                      \
     X(cli_classify_corrupt_model_is_refused)                                \
     X(cli_classify_files_from_stdin_and_database)                           \
