@@ -336,7 +336,6 @@ int blurd_classify_run(const struct blurd_classify_options *options,
         image.size = pre->tile_size;
         image.tile_count = pre->tile_count;
         image.analysis_size = pre->analysis_size;
-        image.normalize = pre->normalize;
         run.threshold = options->threshold >= 0.0f ? options->threshold : pre->threshold;
         run.input_name = image.input == BLURD_INPUT_TILES ? "tiles" : "resize";
     }

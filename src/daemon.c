@@ -437,7 +437,6 @@ static int start_pipeline(struct daemon *d, char *err)
                 .size = pre->tile_size,
                 .tile_count = pre->tile_count,
                 .analysis_size = pre->analysis_size,
-                .normalize = pre->normalize,
                 .max_pixels = d->config.max_pixels,
             },
         .jobs = d->config.workers,

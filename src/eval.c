@@ -426,7 +426,6 @@ int blurd_eval_run(const struct blurd_eval_options *options, struct blurd_eval_s
         .size = pre->tile_size,
         .tile_count = pre->tile_count,
         .analysis_size = pre->analysis_size,
-        .normalize = pre->normalize,
         .max_pixels = options->max_pixels,
     };
     e.input_name = image.input == BLURD_INPUT_TILES ? "tiles" : "resize";

@@ -450,37 +450,8 @@ static void write_tiles(const uint8_t *rgb, int width, int size, const int *tile
     }
 }
 
-void blurd_image_normalize(float *input, size_t pixels, enum blurd_normalize mode)
-{
-    if (mode != BLURD_NORMALIZE_CONTRAST || pixels == 0)
-        return;
-    double sum[3] = {0, 0, 0};
-    for (size_t i = 0; i < pixels; i++)
-        for (int c = 0; c < 3; c++)
-            sum[c] += (double)input[3 * i + c];
-    float mean[3];
-    for (int c = 0; c < 3; c++)
-        mean[c] = (float)(sum[c] / (double)pixels);
-    double squares = 0;
-    for (size_t i = 0; i < pixels; i++)
-        for (int c = 0; c < 3; c++) {
-            double d = input[3 * i + c] - mean[c];
-            squares += d * d;
-        }
-    float deviation = (float)sqrt(squares / (3.0 * (double)pixels));
-    float scale =
-        1.0f / (deviation > BLURD_IMAGE_CONTRAST_FLOOR ? deviation : BLURD_IMAGE_CONTRAST_FLOOR);
-    for (size_t i = 0; i < pixels; i++)
-        for (int c = 0; c < 3; c++)
-            input[3 * i + c] = (input[3 * i + c] - mean[c]) * scale;
-}
-
 static int check_options(const struct blurd_image_options *options, char *err)
 {
-    if (options->normalize != BLURD_NORMALIZE_NONE &&
-        options->normalize != BLURD_NORMALIZE_CONTRAST)
-        return blurd_error_set(err, BLURD_EINVAL, "unknown normalization %d",
-                               (int)options->normalize);
     if (options->size < 2 || options->size > MAX_INPUT_SIDE)
         return blurd_error_set(err, BLURD_EINVAL, "image input size %d is outside 2..%d",
                                options->size, MAX_INPUT_SIDE);
@@ -606,7 +577,6 @@ static int decode(VipsSource *source, const char *path, const struct blurd_image
 
     if (options->input == BLURD_INPUT_RESIZE) {
         blurd_kernels_get()->u8_to_float(bytes, rgb, inputs, 1.0f / 255.0f);
-        blurd_image_normalize(inputs, (size_t)size * (size_t)size, options->normalize);
         info->inputs = 1;
     } else {
         int *corners = malloc(2 * (size_t)options->tile_count * sizeof *corners);
@@ -615,10 +585,6 @@ static int decode(VipsSource *source, const char *path, const struct blurd_image
                                     : BLURD_ENOMEM;
         if (count > 0)
             write_tiles(rgb, width, size, corners, corners + options->tile_count, count, inputs);
-        size_t tile_pixels = (size_t)size * (size_t)size;
-        for (int t = 0; t < count; t++)
-            blurd_image_normalize(inputs + (size_t)t * tile_pixels * 3, tile_pixels,
-                                  options->normalize);
         free(corners);
         if (count < 0) {
             g_free(rgb);

@@ -703,9 +703,6 @@ static const char train_usage[] =
     "      --other-tile-weight W\n"
     "                         tiles mode: loss weight, 0 to 1, of the tiles an image's\n"
     "                         score does not rest on; 1 weighs all alike (default: 0.25)\n"
-    "      --normalize MODE   none | contrast: each input's channel means taken away and\n"
-    "                         its values divided by their spread, so that sharpness is\n"
-    "                         judged apart from the scene's contrast (default: none)\n"
     "      --spec SPEC        layer spec (default: the original network)\n"
     "  -s, --seed S           seed for weights, order, flips and dropout (default: 1)\n"
     "      --resume CKPT      continue from a checkpoint, with its settings\n"
@@ -732,7 +729,6 @@ static int command_train(int argc, char **argv)
         OPT_PATIENCE,
         OPT_TILES,
         OPT_OTHER_TILE_WEIGHT,
-        OPT_NORMALIZE,
         OPT_SPEC,
         OPT_RESUME,
         OPT_CHECKPOINT,
@@ -753,7 +749,6 @@ static int command_train(int argc, char **argv)
         {"input", required_argument, NULL, 'i'},
         {"tiles", required_argument, NULL, OPT_TILES},
         {"other-tile-weight", required_argument, NULL, OPT_OTHER_TILE_WEIGHT},
-        {"normalize", required_argument, NULL, OPT_NORMALIZE},
         {"spec", required_argument, NULL, OPT_SPEC},
         {"seed", required_argument, NULL, 's'},
         {"resume", required_argument, NULL, OPT_RESUME},
@@ -779,8 +774,7 @@ static int command_train(int argc, char **argv)
     float value;
     while ((c = getopt_long(argc, argv, "o:e:b:i:s:j:h", long_options, NULL)) != -1) {
         if (c == 'b' || c == OPT_LR || c == OPT_VAL_SPLIT || c == 'i' || c == OPT_TILES ||
-            c == OPT_OTHER_TILE_WEIGHT || c == OPT_NORMALIZE || c == OPT_SPEC || c == 's' ||
-            c == OPT_THRESHOLD)
+            c == OPT_OTHER_TILE_WEIGHT || c == OPT_SPEC || c == 's' || c == OPT_THRESHOLD)
             settings_given = true;
         switch (c) {
         case 'o':
@@ -837,14 +831,6 @@ static int command_train(int argc, char **argv)
                 return usage_error(
                     hint, "--other-tile-weight must be a number from 0 to 1, not '%s'", optarg);
             options.other_tile_weight = value;
-            break;
-        case OPT_NORMALIZE:
-            if (strcmp(optarg, "none") == 0)
-                options.normalize = BLURD_NORMALIZE_NONE;
-            else if (strcmp(optarg, "contrast") == 0)
-                options.normalize = BLURD_NORMALIZE_CONTRAST;
-            else
-                return usage_error(hint, "--normalize must be none or contrast, not '%s'", optarg);
             break;
         case OPT_SPEC:
             options.spec = optarg;

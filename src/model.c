@@ -333,17 +333,6 @@ static int parse_preprocess(const blurd_model *model, const blurd_net *net,
         return -1;
     }
 
-    value = meta_value(model, "blurd.normalize");
-    if (value == NULL || strcmp(value, "none") == 0) {
-        out->normalize = BLURD_NORMALIZE_NONE;
-    } else if (strcmp(value, "contrast") == 0) {
-        out->normalize = BLURD_NORMALIZE_CONTRAST;
-    } else {
-        snprintf(reason, size, "blurd.normalize is \"%s\", expected \"none\" or \"contrast\"",
-                 value);
-        return -1;
-    }
-
     value = meta_value(model, "blurd.classes");
     if (value != NULL && strcmp(value, DEFAULT_CLASSES) != 0) {
         snprintf(reason, size, "blurd.classes is \"%s\", expected \"" DEFAULT_CLASSES "\"", value);

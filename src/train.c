@@ -485,7 +485,6 @@ static void validate(struct trainer *t, struct validation *v)
     float *input = blurd_net_workspace_input(t->infer_ws);
     size_t *owner = t->batch_owner;
     int *which = t->batch_input;
-    enum blurd_normalize normalize = blurd_model_preprocess(t->model)->normalize;
     double loss = 0.0;
     size_t inputs = 0;
     int batch = 0;
@@ -511,7 +510,6 @@ static void validate(struct trainer *t, struct validation *v)
             float *dst = input + (size_t)batch * t->input_values;
             for (size_t k = 0; k < t->input_values; k++)
                 dst[k] = src[k] * (1.0f / 255.0f);
-            blurd_image_normalize(dst, t->input_values / 3, normalize);
             owner[batch] = i;
             which[batch] = j;
             batch++;
@@ -830,8 +828,6 @@ static int start_model(struct trainer *t, char *err)
         if (rc != 0)
             return rc;
         rc = blurd_model_meta_set(t->model, "blurd.input", input_name(o->input), err);
-        if (rc == 0 && o->normalize == BLURD_NORMALIZE_CONTRAST)
-            rc = blurd_model_meta_set(t->model, "blurd.normalize", "contrast", err);
         if (rc != 0)
             return rc;
     }
@@ -1067,7 +1063,6 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
     float *parameters = blurd_net_parameters(t->net);
     float *input = blurd_net_train_input(t->train_ws);
     int size = blurd_model_preprocess(t->model)->tile_size;
-    enum blurd_normalize normalize = blurd_model_preprocess(t->model)->normalize;
     uint64_t total_steps = (uint64_t)s->epochs * t->steps_per_epoch;
     double run_start = now_seconds();
     uint64_t steps_run = 0;
@@ -1100,10 +1095,8 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
                 const struct image_slot *slot = &t->images[sample->image];
                 unsigned symmetry =
                     (unsigned)(key3(s->seed, (uint64_t)t->epoch, begin + (size_t)b) & 7);
-                float *dst = input + (size_t)b * t->input_values;
                 write_augmented(t->pixels + (slot->first + sample->input) * t->input_values, size,
-                                symmetry, dst);
-                blurd_image_normalize(dst, t->input_values / 3, normalize);
+                                symmetry, input + (size_t)b * t->input_values);
                 t->labels[b] = slot->label;
             }
             uint64_t global = blurd_adam_steps(t->adam);

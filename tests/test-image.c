@@ -355,74 +355,6 @@ TEST_IMPL(image_tiles_count_and_scale)
     return 0;
 }
 
-/* Contrast normalization: each input comes out with zero mean per channel and unit
- * spread, so a photo and the same photo at a quarter of its contrast give the same input
- * (up to the 8-bit rounding of the fainter one); a blank input stays finite; and "none"
- * leaves the [0,1] values as decoded. */
-TEST_IMPL(image_contrast_normalization)
-{
-    init_or_fail();
-    enum { SIDE = 64 };
-    size_t n = (size_t)SIDE * SIDE * 3;
-    uint8_t *strong = malloc(n), *faint = malloc(n), *blank = malloc(n);
-    ASSERT(strong != NULL && faint != NULL && blank != NULL);
-    uint64_t seed = 21;
-    for (size_t i = 0; i < n; i++) {
-        strong[i] = (uint8_t)(test_random_next(&seed) >> 56);
-        faint[i] = (uint8_t)(96 + strong[i] / 4);
-        blank[i] = 77;
-    }
-    const char *paths[3] = {temp_path("strong.png"), temp_path("faint.png"),
-                            temp_path("blank.png")};
-    const uint8_t *pixels[3] = {strong, faint, blank};
-    for (int k = 0; k < 3; k++) {
-        VipsImage *image = image_from_bytes(pixels[k], SIDE, SIDE, 3);
-        save_png(image, paths[k]);
-        g_object_unref(image);
-    }
-
-    struct blurd_image_info info;
-    char err[BLURD_ERR_LEN];
-    struct blurd_image_options options = resize_options(SIDE);
-    float *plain = input_buffer(1, SIDE);
-    ASSERT_INT_EQ(blurd_image_load(paths[0], &options, plain, &info, err), 0);
-    for (size_t i = 0; i < n; i++)
-        ASSERT_NEAR(plain[i], strong[i] / 255.0, 1e-6);
-
-    options.normalize = BLURD_NORMALIZE_CONTRAST;
-    float *a = input_buffer(1, SIDE), *b = input_buffer(1, SIDE);
-    ASSERT_INT_EQ(blurd_image_load(paths[0], &options, a, &info, err), 0);
-    ASSERT_INT_EQ(blurd_image_load(paths[1], &options, b, &info, err), 0);
-    double squares = 0.0, worst = 0.0;
-    for (int c = 0; c < 3; c++) {
-        double sum = 0.0;
-        for (size_t i = (size_t)c; i < n; i += 3)
-            sum += (double)a[i];
-        ASSERT_NEAR(sum / (n / 3), 0.0, 1e-4);
-    }
-    for (size_t i = 0; i < n; i++) {
-        squares += (double)a[i] * (double)a[i];
-        double d = fabs((double)a[i] - (double)b[i]);
-        worst = d > worst ? d : worst;
-    }
-    ASSERT_NEAR(sqrt(squares / n), 1.0, 1e-4);
-    /* the faint copy's values are whole grey levels of a quarter of the spread */
-    ASSERT(worst < 0.06);
-    assert_tail_untouched(a, 1, SIDE);
-
-    ASSERT_INT_EQ(blurd_image_load(paths[2], &options, a, &info, err), 0);
-    for (size_t i = 0; i < n; i++)
-        ASSERT(a[i] == 0.0f);
-
-    free(plain);
-    free(a);
-    free(b);
-    free(strong);
-    free(faint);
-    free(blank);
-    return 0;
-}
-
 /* Stored 96x48 with the left half black, tagged orientation 6 (rotate 90 degrees clockwise
  * to display): upright it is 48x96 with the black half on top. */
 TEST_IMPL(image_exif_orientation_applied)
@@ -861,9 +793,6 @@ TEST_IMPL(image_rejects_bad_options)
     struct blurd_image_options options = resize_options(1);
     ASSERT_INT_EQ(blurd_image_load(path, &options, inputs, &info, err), BLURD_EINVAL);
     options = tile_options(32, 0, 0);
-    ASSERT_INT_EQ(blurd_image_load(path, &options, inputs, &info, err), BLURD_EINVAL);
-    options = resize_options(32);
-    options.normalize = (enum blurd_normalize)7;
     ASSERT_INT_EQ(blurd_image_load(path, &options, inputs, &info, err), BLURD_EINVAL);
     options = resize_options(32);
     ASSERT_INT_EQ(blurd_image_load(NULL, &options, inputs, &info, err), BLURD_EINVAL);

@@ -56,7 +56,6 @@
     X(image_resize_shape_and_range)                                         \
     X(image_tiles_come_from_texture)                                        \
     X(image_tiles_count_and_scale)                                          \
-    X(image_contrast_normalization)                                         \
     X(image_exif_orientation_applied)                                       \
     X(image_grey_becomes_three_equal_channels)                              \
     X(image_alpha_flattened_on_white)                                       \
@@ -141,7 +140,6 @@
     X(adam_first_step_and_convergence)                                      \
     X(train_tile_weights_follow_the_sharpest_quarter)                       \
     X(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same) \
-    X(train_contrast_normalization_recorded_and_applied_alike)              \
     X(train_resumed_run_matches_an_uninterrupted_one)                       \
     X(train_tiles_run_resumes_identically)                                  \
     X(train_command_bad_data_and_usage)                                     \

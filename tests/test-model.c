@@ -505,9 +505,6 @@ TEST_IMPL(model_metadata_round_trip)
     ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.input", "resize", err), 0);
     ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.tile_count", "16", err), 0);
     ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.analysis_size", "1024", err), 0);
-    ASSERT_INT_EQ(blurd_model_preprocess(model)->normalize, BLURD_NORMALIZE_NONE);
-    ASSERT_INT_EQ(blurd_model_meta_set(model, "blurd.normalize", "contrast", err), 0);
-    ASSERT_INT_EQ(blurd_model_preprocess(model)->normalize, BLURD_NORMALIZE_CONTRAST);
     ASSERT(blurd_model_preprocess(model)->threshold == 0.625f);
     ASSERT_INT_EQ(blurd_model_preprocess(model)->input, BLURD_INPUT_RESIZE);
     ASSERT_STR_EQ(blurd_model_name(model), "my model");
@@ -533,7 +530,7 @@ TEST_IMPL(model_metadata_round_trip)
 
     /* sorted key order */
     int count = blurd_model_meta_count(model);
-    ASSERT_INT_EQ(count, 11);
+    ASSERT_INT_EQ(count, 10);
     const char *previous = "";
     for (int i = 0; i < count; i++) {
         const char *key, *value;
@@ -558,7 +555,6 @@ TEST_IMPL(model_metadata_round_trip)
         ASSERT_STR_EQ(v1, v2);
     }
     ASSERT_STR_EQ(blurd_model_meta_get(loaded, "zzz.unicode"), "h\xc3\xa9llo \xe2\x9c\x93");
-    ASSERT_INT_EQ(blurd_model_preprocess(loaded)->normalize, BLURD_NORMALIZE_CONTRAST);
     ASSERT_STR_EQ(blurd_model_name(loaded), "my model");
     ASSERT(memcmp(blurd_model_preprocess(loaded), blurd_model_preprocess(model),
                   sizeof(struct blurd_preprocess)) == 0);
@@ -1048,7 +1044,6 @@ TEST_IMPL(model_load_bad_metadata_values)
     EXPECT_BAD_META("blurd.analysis_size", "5"); /* smaller than a tile */
     EXPECT_BAD_META("blurd.analysis_size", "big");
     EXPECT_BAD_META("blurd.classes", "clear,blurred");
-    EXPECT_BAD_META("blurd.normalize", "histogram");
     return 0;
 }
 

@@ -22,12 +22,11 @@
 
 struct blurd_image_options {
     enum blurd_input_mode input;
-    int size;                       /* the network's input side in pixels (e.g. 200), 2..8192 */
-    int tile_count;                 /* tiles mode: at most this many tiles, >= 1 */
-    int analysis_size;              /* tiles mode: long side to analyse at; 0 = native */
-    enum blurd_normalize normalize; /* applied to each input (blurd_image_normalize) */
-    uint64_t max_pixels;            /* width * height above this is refused before decoding;
-                                       0 = BLURD_IMAGE_DEFAULT_MAX_PIXELS */
+    int size;            /* the network's input side in pixels (e.g. 200), 2..8192 */
+    int tile_count;      /* tiles mode: at most this many tiles, >= 1 */
+    int analysis_size;   /* tiles mode: long side to analyse at; 0 = native */
+    uint64_t max_pixels; /* width * height above this is refused before decoding;
+                            0 = BLURD_IMAGE_DEFAULT_MAX_PIXELS */
 };
 
 struct blurd_image_info {
@@ -49,15 +48,6 @@ void blurd_image_shutdown(void);
 
 /* True if `path`'s extension is one blurd reads (case-insensitive). */
 int blurd_image_has_image_extension(const char *path);
-
-/* Applies `mode` to one network input of `pixels` RGB pixels (NHWC floats in [0,1]), in
- * place.  BLURD_NORMALIZE_CONTRAST subtracts each channel's mean and divides every value by
- * the standard deviation of the result, floored at BLURD_IMAGE_CONTRAST_FLOOR so that a
- * near-blank input is not blown up into noise: sharpness is then judged from the shape of
- * edges rather than from how much contrast the scene has.  A flipped or transposed input
- * gives the same values, flipped or transposed. */
-#define BLURD_IMAGE_CONTRAST_FLOOR (2.0f / 255.0f)
-void blurd_image_normalize(float *input, size_t pixels, enum blurd_normalize mode);
 
 /* Decodes `path` and writes info->inputs network inputs of size x size x 3 floats to
  * `inputs` (borrowed for the call), which must hold options->tile_count (tiles) or 1

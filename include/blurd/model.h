@@ -13,9 +13,6 @@
  *   blurd.tile_size      model input side in pixels               (default: input height)
  *   blurd.tile_count     tiles scored per image in tiles mode     (default 8)
  *   blurd.analysis_size  long side of the analysis image, 0 = native (default 0)
- *   blurd.normalize      "none": inputs are RGB in [0,1]; "contrast": each input's
- *                        channel means subtracted and its values divided by their
- *                        standard deviation (default "none")
  *   blurd.classes        "blurred,clear": output order            (default)
  *   blurd.threshold      p(blurred) at or above which an image is blurred (default 0.5)
  *   blurd.name           a short human name                       (default: file name)
@@ -35,20 +32,13 @@ enum blurd_input_mode {
     BLURD_INPUT_RESIZE,
 };
 
-/* What is done to each network input after it is cut from the image (image.h). */
-enum blurd_normalize {
-    BLURD_NORMALIZE_NONE,     /* RGB in [0,1] as decoded */
-    BLURD_NORMALIZE_CONTRAST, /* zero mean per channel, unit standard deviation */
-};
-
 /* How images are turned into network inputs, as the model prescribes. */
 struct blurd_preprocess {
     enum blurd_input_mode input;
     int tile_size;     /* == the net's input height == width */
     int tile_count;    /* >= 1 */
     int analysis_size; /* 0 = native resolution */
-    enum blurd_normalize normalize;
-    float threshold; /* in (0, 1) */
+    float threshold;   /* in (0, 1) */
 };
 
 /* Opens, validates and loads `path` (mmap'd while reading; the parameters are copied into

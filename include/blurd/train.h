@@ -63,7 +63,6 @@ struct blurd_train_options {
     const char *resume;      /* NULL, or a checkpoint to continue from (borrowed) */
     const char *spec;        /* layer spec; NULL: BLURD_DEFAULT_SPEC (borrowed) */
     int input;               /* an enum blurd_input_mode */
-    int normalize;           /* an enum blurd_normalize, recorded in the model */
     int epochs;              /* at most this many epochs, >= 1 */
     int batch;               /* 1..BLURD_TRAIN_MAX_BATCH */
     float learning_rate;     /* Adam's peak step size, cosine-decayed over `epochs` */
