@@ -1,6 +1,7 @@
 /* test-recipe.c - the model recipe's photo fetcher never touches the photos reserved for
- * independent evaluation (it refuses a list naming them before downloading anything), and
- * its hard-cases report scores a synth set with both methods. */
+ * independent evaluation (it refuses a list naming them before downloading anything) and
+ * leaves out the photos listed as soft at full size; side-by-side makes the pictures
+ * they were judged on; and its hard-cases report scores a synth set with both methods. */
 #include "test.h"
 
 #include <string.h>
@@ -33,6 +34,67 @@ TEST_IMPL(recipe_refuses_reserved_packages)
              test_source_dir());
     test_run(command, &out, NULL);
     ASSERT_STR_EQ(out, "0\n");
+    return 0;
+}
+
+/* A photo the soft list names is left out before its package is fetched (the row names a
+ * package that does not exist, so a download would fail, as it does with no list); every
+ * photo the shipped list names is one of photo-sources.tsv's. */
+TEST_IMPL(recipe_leaves_out_soft_photos)
+{
+    char *tsv = test_path("sources.tsv"), *soft = test_path("soft.tsv"), command[4096], *out, *err;
+    static const char sources[] = "package\tversion\tpath\nno-such-package\t1.0\tusr/share/x.jpg\t"
+                                  "ab12\t1\t1\tnature\tsharp\tGPL\n";
+    static const char list[] = "# soft\npackage\tpath\tsha256\tverdict\tseen\n"
+                               "no-such-package\tusr/share/x.jpg\tab12\tsoft\tsmeared\n";
+    test_write_file(tsv, sources, strlen(sources));
+    test_write_file(soft, list, strlen(list));
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' '%s' '%s/out' --cache '%s/cache' --soft '%s'",
+             test_source_dir(), tsv, test_tmpdir(), test_tmpdir(), soft);
+    ASSERT_INT_EQ(test_run(command, NULL, &err), 0);
+    ASSERT_CONTAINS(err, "0 photos");
+    ASSERT_CONTAINS(err, "1 soft photos left out");
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' '%s' '%s/out' --cache '%s/cache' --soft ''",
+             test_source_dir(), tsv, test_tmpdir(), test_tmpdir());
+    ASSERT(test_run(command, NULL, &err) != 0);
+
+    snprintf(command, sizeof command,
+             "cd '%s/recipe' && grep -v '^#' soft-photos.tsv | tail -n +2 | cut -f3 | sort -u > "
+             "'%s/listed' && cut -f4 photo-sources.tsv | sort -u | comm -23 '%s/listed' - | "
+             "wc -l && wc -l < '%s/listed'",
+             test_source_dir(), test_tmpdir(), test_tmpdir(), test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, &out, &err), 0);
+    ASSERT(strncmp(out, "0\n", 2) == 0); /* none unknown */
+    ASSERT(atoi(out + 2) > 0);           /* and the list is not empty */
+    return 0;
+}
+
+/* side-by-side writes, for each photo, its crop beside the crop blurred (two squares of
+ * the same side with a 12-pixel gap), and an index naming the photo of each picture. */
+TEST_IMPL(recipe_side_by_side_pictures)
+{
+    char command[8192], *out, *err;
+    char *photos = test_path("photos");
+    snprintf(command, sizeof command,
+             "mkdir '%s' && vips gaussnoise '%s/wide.png' 900 600 --mean 128 --sigma 40 && "
+             "vips gaussnoise '%s/small.png' 300 200 --mean 100 --sigma 30 && "
+             "python3 '%s/recipe/side-by-side' '%s' '%s/pairs'",
+             photos, photos, photos, test_source_dir(), photos, test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, &out, &err), 0);
+    ASSERT_CONTAINS(err, "2 pictures");
+    char *index = test_read_file(test_path("pairs/index.tsv"), NULL);
+    ASSERT_CONTAINS(index, "wide.png");
+    ASSERT_CONTAINS(index, "small.png");
+    snprintf(command, sizeof command,
+             "cd '%s/pairs' && for f in 000.png 001.png; do vipsheader -f width $f; "
+             "vipsheader -f height $f; done | sort -n | tr '\\n' ' '",
+             test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, &out, &err), 0);
+    /* the small photo shows 200x200 twice, the wide one 384x384 */
+    ASSERT_STR_EQ(out, "200 384 412 780 ");
+    free(index);
     return 0;
 }
 
