@@ -53,16 +53,23 @@ TEST_IMPL(recipe_leaves_out_soft_photos)
              "python3 '%s/recipe/fetch-photos' '%s' '%s/out' --cache '%s/cache' --soft '%s'",
              test_source_dir(), tsv, test_tmpdir(), test_tmpdir(), soft);
     ASSERT_INT_EQ(test_run(command, NULL, &err), 0);
-    ASSERT_CONTAINS(err, "0 photos");
+    ASSERT_CONTAINS(err, "fetch-photos: 0 photos in");
     ASSERT_CONTAINS(err, "1 soft photos left out");
     snprintf(command, sizeof command,
              "python3 '%s/recipe/fetch-photos' '%s' '%s/out' --cache '%s/cache' --soft ''",
              test_source_dir(), tsv, test_tmpdir(), test_tmpdir());
     ASSERT(test_run(command, NULL, &err) != 0);
+    ASSERT_CONTAINS(err, "downloading no-such-package");
+    /* a list that cannot be read is named, not a traceback */
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' '%s' '%s/out' --cache '%s/cache' --soft '%s/none'",
+             test_source_dir(), tsv, test_tmpdir(), test_tmpdir(), test_tmpdir());
+    ASSERT(test_run(command, NULL, &err) != 0);
+    ASSERT_CONTAINS(err, "none: No such file or directory");
 
     snprintf(command, sizeof command,
-             "cd '%s/recipe' && grep -v '^#' soft-photos.tsv | tail -n +2 | cut -f3 | sort -u > "
-             "'%s/listed' && cut -f4 photo-sources.tsv | sort -u | comm -23 '%s/listed' - | "
+             "cd '%s/recipe' && grep -v '^#' soft-photos.tsv | tail -n +2 | cut -f1-3 | sort -u > "
+             "'%s/listed' && cut -f1,3,4 photo-sources.tsv | sort -u | comm -23 '%s/listed' - | "
              "wc -l && wc -l < '%s/listed'",
              test_source_dir(), test_tmpdir(), test_tmpdir(), test_tmpdir());
     ASSERT_INT_EQ(test_run(command, &out, &err), 0);
@@ -71,29 +78,47 @@ TEST_IMPL(recipe_leaves_out_soft_photos)
     return 0;
 }
 
-/* side-by-side writes, for each photo, its crop beside the crop blurred (two squares of
- * the same side with a 12-pixel gap), and an index naming the photo of each picture. */
+/* side-by-side writes, for each photo, its most detailed crop beside the crop blurred (two
+ * squares of the same side with a 12-pixel gap) and an index naming the photo of each
+ * picture: a flat grey photo with one noisy patch shows the patch, crisp on the left and
+ * smoothed on the right. */
 TEST_IMPL(recipe_side_by_side_pictures)
 {
     char command[8192], *out, *err;
     char *photos = test_path("photos");
     snprintf(command, sizeof command,
-             "mkdir '%s' && vips gaussnoise '%s/wide.png' 900 600 --mean 128 --sigma 40 && "
-             "vips gaussnoise '%s/small.png' 300 200 --mean 100 --sigma 30 && "
-             "python3 '%s/recipe/side-by-side' '%s' '%s/pairs'",
-             photos, photos, photos, test_source_dir(), photos, test_tmpdir());
+             "mkdir '%s' && cd '%s' && vips black flat.v 1200 900 && vips linear flat.v grey.v 1 "
+             "120 && vips gaussnoise patch.v 600 600 --mean 120 --sigma 50 && "
+             "vips insert grey.v patch.v wide.png 550 250 && "
+             "vips gaussnoise small.png 300 200 --mean 100 --sigma 30 && rm flat.v grey.v patch.v "
+             "&& python3 '%s/recipe/side-by-side' '%s' '%s/pairs'",
+             photos, photos, test_source_dir(), photos, test_tmpdir());
     ASSERT_INT_EQ(test_run(command, &out, &err), 0);
     ASSERT_CONTAINS(err, "2 pictures");
     char *index = test_read_file(test_path("pairs/index.tsv"), NULL);
-    ASSERT_CONTAINS(index, "wide.png");
-    ASSERT_CONTAINS(index, "small.png");
+    ASSERT(strncmp(index, "picture\tphoto\n", 14) == 0);
+    char *wide = strstr(index, "\twide.png"), *small = strstr(index, "\tsmall.png");
+    ASSERT(wide != NULL && small != NULL);
+    char wide_picture[8], small_picture[8];
+    snprintf(wide_picture, sizeof wide_picture, "%.7s", wide - 7);
+    snprintf(small_picture, sizeof small_picture, "%.7s", small - 7);
+
+    /* the small photo shows its 200x200 middle twice, the wide one 384x384 */
     snprintf(command, sizeof command,
-             "cd '%s/pairs' && for f in 000.png 001.png; do vipsheader -f width $f; "
-             "vipsheader -f height $f; done | sort -n | tr '\\n' ' '",
-             test_tmpdir());
+             "cd '%s/pairs' && vipsheader -f width %s && vipsheader -f height %s && "
+             "vipsheader -f width %s && vipsheader -f height %s",
+             test_tmpdir(), small_picture, small_picture, wide_picture, wide_picture);
     ASSERT_INT_EQ(test_run(command, &out, &err), 0);
-    /* the small photo shows 200x200 twice, the wide one 384x384 */
-    ASSERT_STR_EQ(out, "200 384 412 780 ");
+    ASSERT_STR_EQ(out, "412\n200\n780\n384\n");
+    /* the wide photo's crop is all patch (spread about 50) and its blurred copy smoother */
+    snprintf(command, sizeof command,
+             "cd '%s/pairs' && vips crop %s left.v 0 0 384 384 && vips deviate left.v && "
+             "vips crop %s right.v 396 0 384 384 && vips deviate right.v",
+             test_tmpdir(), wide_picture, wide_picture);
+    ASSERT_INT_EQ(test_run(command, &out, &err), 0);
+    double left = strtod(out, NULL), right = strtod(strchr(out, '\n') + 1, NULL);
+    ASSERT(left > 40.0);
+    ASSERT(right < 0.5 * left);
     free(index);
     return 0;
 }
