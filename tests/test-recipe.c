@@ -60,6 +60,23 @@ TEST_IMPL(recipe_leaves_out_soft_photos)
              test_source_dir(), tsv, test_tmpdir(), test_tmpdir());
     ASSERT(test_run(command, NULL, &err) != 0);
     ASSERT_CONTAINS(err, "downloading no-such-package");
+    /* a photo already there with the listed sha256 needs no download: "abc\n" is the
+     * photo below, of a package that does not exist */
+    static const char fetched[] =
+        "package\tversion\tpath\nno-such-package\t1.0\tusr/share/p.jpg\t"
+        "edeaaff3f1774ad2888673770c6d64097e391bc362d7d6fb34982ddf0efd18cb\t1\t1\tnature\t"
+        "sharp\tGPL\n";
+    test_write_file(tsv, fetched, strlen(fetched));
+    char *there = test_path("out/no-such-package--p.jpg");
+    test_write_file(there, "abc\n", 4);
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' '%s' '%s/out' --cache '%s/cache'", test_source_dir(),
+             tsv, test_tmpdir(), test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, NULL, &err), 0);
+    ASSERT_CONTAINS(err, "fetch-photos: 1 photos in");
+    char *listing = test_read_file(test_path("out/SOURCES.tsv"), NULL);
+    ASSERT_CONTAINS(listing, "no-such-package--p.jpg\tno-such-package\t1.0");
+    free(listing);
     /* a list that cannot be read is named, not a traceback */
     snprintf(command, sizeof command,
              "python3 '%s/recipe/fetch-photos' '%s' '%s/out' --cache '%s/cache' --soft '%s/none'",
