@@ -135,3 +135,52 @@ void blurd_metrics_best_threshold(struct blurd_metrics_sample *samples, size_t n
     *threshold = best_threshold;
     *balanced_accuracy = best;
 }
+
+void blurd_metrics_steady_threshold(struct blurd_metrics_sample *samples, size_t n, double window,
+                                    double low, double high, double *threshold,
+                                    double *balanced_accuracy)
+{
+    enum { STEPS = BLURD_METRICS_GRID_STEPS };
+    *threshold = *balanced_accuracy = NAN;
+    if (n == 0 || !(low <= high) || !(window >= 0.0))
+        return;
+    qsort(samples, n, sizeof *samples, by_score);
+    size_t positives = 0;
+    for (size_t i = 0; i < n; i++)
+        positives += samples[i].positive != 0;
+    size_t negatives = n - positives;
+
+    /* at[k]: the balanced accuracy at threshold k / STEPS, by one sweep up the sorted
+     * scores; sum[k]: at[1] + ... + at[k], so a window's mean is one subtraction. */
+    double at[STEPS], sum[STEPS];
+    size_t below = 0, positives_below = 0; /* samples scoring under the threshold */
+    sum[0] = at[0] = 0.0;
+    for (int k = 1; k < STEPS; k++) {
+        double t = (double)k / STEPS;
+        while (below < n && samples[below].score < t)
+            positives_below += samples[below++].positive != 0;
+        size_t true_negative = below - positives_below;
+        at[k] = balanced(positives - positives_below, positives, true_negative, negatives);
+        sum[k] = sum[k - 1] + at[k];
+    }
+
+    int reach = (int)lround(window * STEPS);
+    int first = (int)ceil(low * STEPS - 1e-9), last = (int)floor(high * STEPS + 1e-9);
+    first = first < 1 ? 1 : first;
+    last = last > STEPS - 1 ? STEPS - 1 : last;
+    double best_mean = -1.0;
+    int best = 0;
+    for (int k = first; k <= last; k++) {
+        int from = k - reach < 1 ? 1 : k - reach;
+        int to = k + reach > STEPS - 1 ? STEPS - 1 : k + reach;
+        double mean = (sum[to] - sum[from - 1]) / (double)(to - from + 1);
+        if (mean > best_mean) {
+            best_mean = mean;
+            best = k;
+        }
+    }
+    if (best == 0)
+        return; /* [low, high] holds no grid threshold */
+    *threshold = (double)best / STEPS;
+    *balanced_accuracy = at[best];
+}

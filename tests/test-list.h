@@ -153,6 +153,7 @@
     X(metrics_confusion_accuracy_balanced_accuracy)                         \
     X(metrics_auc_by_hand_with_ties)                                        \
     X(metrics_best_threshold_by_hand)                                       \
+    X(metrics_steady_threshold_prefers_a_broad_good_range)                  \
     X(metrics_degenerate_sets)                                              \
     /* laplacian */                                                         \
     X(laplacian_variance_by_hand)                                           \

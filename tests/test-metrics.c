@@ -1,5 +1,6 @@
 /* test-metrics.c - the classification metrics against examples worked out by hand: a
- * plain set, tied scores, perfect and inverted separation, one class only, nothing. */
+ * plain set, tied scores, perfect and inverted separation, one class only, nothing, and
+ * the steady threshold's choice of a broad good range over a narrow best cut. */
 #include "blurd/metrics.h"
 #include "test.h"
 
@@ -90,6 +91,47 @@ TEST_IMPL(metrics_best_threshold_by_hand)
     blurd_metrics_best_threshold(close, COUNT(close), &threshold, &balanced);
     ASSERT(threshold > low && threshold <= high);
     ASSERT_NEAR(balanced, 1.0, 0.0);
+    return 0;
+}
+
+TEST_IMPL(metrics_steady_threshold_prefers_a_broad_good_range)
+{
+    double threshold, balanced;
+    /* negatives 0.1 0.2 0.7, positives 0.4 0.71 0.72 0.73.  Balanced accuracy by threshold
+     * t (called blurred at t and above): t <= 0.1: 0.5; to 0.2: 2/3; to 0.4: 5/6, a broad
+     * range; to 0.7: 17/24; to 0.71: 7/8, the best cut, 0.01 wide; then 3/4, 5/8, 1/2. */
+    struct blurd_metrics_sample set[] = {{0.1, 0},  {0.2, 0},  {0.7, 0}, {0.4, 1},
+                                         {0.71, 1}, {0.72, 1}, {0.73, 1}};
+    blurd_metrics_best_threshold(set, COUNT(set), &threshold, &balanced);
+    ASSERT_NEAR(threshold, 0.705, 1e-12);
+    ASSERT_NEAR(balanced, 7.0 / 8.0, 1e-12);
+
+    /* window 0: the best grid threshold, the lowest of the spike's */
+    blurd_metrics_steady_threshold(set, COUNT(set), 0.0, 0.05, 0.95, &threshold, &balanced);
+    ASSERT_NEAR(threshold, 0.701, 1e-12);
+    ASSERT_NEAR(balanced, 7.0 / 8.0, 1e-12);
+
+    /* window 0.1: the broad range wins.  Centred on 0.300 the window [0.2, 0.4] holds 0.2
+     * (2/3) and 200 thresholds at 5/6; centred on 0.301 it holds those 200 and 0.401
+     * (17/24), a better mean; further up more of 17/24 comes in. */
+    blurd_metrics_steady_threshold(set, COUNT(set), 0.1, 0.05, 0.95, &threshold, &balanced);
+    ASSERT_NEAR(threshold, 0.301, 1e-12);
+    ASSERT_NEAR(balanced, 5.0 / 6.0, 1e-12);
+
+    /* kept inside [low, high]: below 0.25 every step up trades a worse neighbour for 5/6 */
+    blurd_metrics_steady_threshold(set, COUNT(set), 0.1, 0.05, 0.25, &threshold, &balanced);
+    ASSERT_NEAR(threshold, 0.25, 1e-12);
+    ASSERT_NEAR(balanced, 5.0 / 6.0, 1e-12);
+
+    /* nothing to fit, or a range or window that makes no sense */
+    blurd_metrics_steady_threshold(NULL, 0, 0.1, 0.05, 0.95, &threshold, &balanced);
+    ASSERT(isnan(threshold) && isnan(balanced));
+    blurd_metrics_steady_threshold(set, COUNT(set), 0.1, 0.9, 0.1, &threshold, &balanced);
+    ASSERT(isnan(threshold) && isnan(balanced));
+    blurd_metrics_steady_threshold(set, COUNT(set), -0.1, 0.05, 0.95, &threshold, &balanced);
+    ASSERT(isnan(threshold) && isnan(balanced));
+    blurd_metrics_steady_threshold(set, COUNT(set), 0.1, 0.4001, 0.4009, &threshold, &balanced);
+    ASSERT(isnan(threshold) && isnan(balanced)); /* no grid threshold in the range */
     return 0;
 }
 

@@ -247,6 +247,8 @@ TEST_IMPL(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same)
     /* the threshold was fitted on the validation images, within 0.05..0.95 */
     float threshold = blurd_model_preprocess(model)->threshold;
     ASSERT(threshold >= 0.05f && threshold <= 0.95f);
+    ASSERT_STR_EQ(blurd_model_meta_get(model, "train.threshold_fit"),
+                  "steady on the validation images, window 0.1");
     double loss = 0.0;
     size_t n = 0;
     for (size_t i = 0; i < dataset.count; i++) {

@@ -1,5 +1,6 @@
 /* metrics.h - how well a score separates two classes: the confusion matrix at a threshold,
- * accuracy, balanced accuracy, ROC AUC and the threshold with the best balanced accuracy.
+ * accuracy, balanced accuracy, ROC AUC, the threshold with the best balanced accuracy and a
+ * steadier one for probabilities.
  * Used by `blurd eval` (and training's validation) for the network's p(blurred) and for
  * the Laplacian's variance alike.
  *
@@ -56,5 +57,22 @@ double blurd_metrics_auc(struct blurd_metrics_sample *samples, size_t n);
  * Sorts `samples` by score.  With n == 0, *threshold and *balanced_accuracy are NaN. */
 void blurd_metrics_best_threshold(struct blurd_metrics_sample *samples, size_t n, double *threshold,
                                   double *balanced_accuracy);
+
+/* The grid the steady threshold is sought on: thresholds k / BLURD_METRICS_GRID_STEPS. */
+#define BLURD_METRICS_GRID_STEPS 1000
+
+/* A threshold for scores that are probabilities, chosen for a good neighbourhood rather
+ * than the single best cut: the balanced accuracy is measured at every threshold
+ * k / BLURD_METRICS_GRID_STEPS for k = 1 .. steps - 1; each of those from `low` to `high`
+ * (within (0, 1)) is rated by the mean of the balanced accuracies of the grid thresholds
+ * within `window` of it (fewer near the ends of the grid), and the best rated wins, the
+ * lowest of equals.  On a set from a few photos the best cut sits on the edge of whatever
+ * those photos happen to do, and moves on new photos; a threshold whose neighbours also do
+ * well moves less.  window 0 is the best grid threshold in [low, high].  Into *threshold
+ * the threshold, into *balanced_accuracy the balanced accuracy at it (not the mean).
+ * Sorts `samples` by score.  With n == 0, or low > high, or window < 0, both are NaN. */
+void blurd_metrics_steady_threshold(struct blurd_metrics_sample *samples, size_t n, double window,
+                                    double low, double high, double *threshold,
+                                    double *balanced_accuracy);
 
 #endif
