@@ -164,17 +164,22 @@ void blurd_metrics_steady_threshold(struct blurd_metrics_sample *samples, size_t
         sum[k] = sum[k - 1] + at[k];
     }
 
-    int reach = (int)lround(window * STEPS);
-    int first = (int)ceil(low * STEPS - 1e-9), last = (int)floor(high * STEPS + 1e-9);
-    first = first < 1 ? 1 : first;
-    last = last > STEPS - 1 ? STEPS - 1 : last;
+    /* Clamped in double before converting, so no input can overflow an int; the 1e-9
+     * keeps a bound or window given as a decimal (0.05, 0.1) on its grid point. */
+    double reach_steps = fmin(floor(window * STEPS + 1e-9), STEPS);
+    double first_step = fmax(ceil(low * STEPS - 1e-9), 1.0);
+    double last_step = fmin(floor(high * STEPS + 1e-9), STEPS - 1.0);
+    int reach = (int)reach_steps;
     double best_mean = -1.0;
     int best = 0;
-    for (int k = first; k <= last; k++) {
+    for (double step = first_step; step <= last_step; step++) {
+        int k = (int)step;
         int from = k - reach < 1 ? 1 : k - reach;
         int to = k + reach > STEPS - 1 ? STEPS - 1 : k + reach;
         double mean = (sum[to] - sum[from - 1]) / (double)(to - from + 1);
-        if (mean > best_mean) {
+        /* means equal in exact arithmetic differ here by rounding in the running sums:
+         * only a clear gain counts, so the lowest of equals wins as promised */
+        if (mean > best_mean + 1e-9) {
             best_mean = mean;
             best = k;
         }

@@ -4,6 +4,7 @@
 #include "blurd/metrics.h"
 #include "test.h"
 
+#include <math.h>
 #include <string.h>
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -111,6 +112,12 @@ TEST_IMPL(metrics_steady_threshold_prefers_a_broad_good_range)
     ASSERT_NEAR(threshold, 0.701, 1e-12);
     ASSERT_NEAR(balanced, 7.0 / 8.0, 1e-12);
 
+    /* window 0 across the broad range: 0.201 to 0.400 all give 5/6, and the lowest wins
+     * (whatever the rounding of the sums behind the means) */
+    blurd_metrics_steady_threshold(set, COUNT(set), 0.0, 0.2, 0.4, &threshold, &balanced);
+    ASSERT_NEAR(threshold, 0.201, 1e-12);
+    ASSERT_NEAR(balanced, 5.0 / 6.0, 1e-12);
+
     /* window 0.1: the broad range wins.  Centred on 0.300 the window [0.2, 0.4] holds 0.2
      * (2/3) and 200 thresholds at 5/6; centred on 0.301 it holds those 200 and 0.401
      * (17/24), a better mean; further up more of 17/24 comes in. */
@@ -132,6 +139,17 @@ TEST_IMPL(metrics_steady_threshold_prefers_a_broad_good_range)
     ASSERT(isnan(threshold) && isnan(balanced));
     blurd_metrics_steady_threshold(set, COUNT(set), 0.1, 0.4001, 0.4009, &threshold, &balanced);
     ASSERT(isnan(threshold) && isnan(balanced)); /* no grid threshold in the range */
+    /* out-of-range bounds and an endless window are clamped, not overflowed: every window
+     * then spans the whole grid, all rate alike, and the lowest threshold wins */
+    blurd_metrics_steady_threshold(set, COUNT(set), INFINITY, -1e300, 1e300, &threshold, &balanced);
+    ASSERT_NEAR(threshold, 0.001, 1e-12);
+    ASSERT_NEAR(balanced, 0.5, 1e-12);
+
+    /* one class only: its recall, which calling everything blurred makes whole */
+    struct blurd_metrics_sample blurred_only[] = {{0.3, 1}, {0.6, 1}};
+    blurd_metrics_steady_threshold(blurred_only, 2, 0.1, 0.05, 0.95, &threshold, &balanced);
+    ASSERT(threshold <= 0.3);
+    ASSERT_NEAR(balanced, 1.0, 0.0);
     return 0;
 }
 

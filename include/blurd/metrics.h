@@ -62,15 +62,17 @@ void blurd_metrics_best_threshold(struct blurd_metrics_sample *samples, size_t n
 #define BLURD_METRICS_GRID_STEPS 1000
 
 /* A threshold for scores that are probabilities, chosen for a good neighbourhood rather
- * than the single best cut: the balanced accuracy is measured at every threshold
- * k / BLURD_METRICS_GRID_STEPS for k = 1 .. steps - 1; each of those from `low` to `high`
- * (within (0, 1)) is rated by the mean of the balanced accuracies of the grid thresholds
- * within `window` of it (fewer near the ends of the grid), and the best rated wins, the
- * lowest of equals.  On a set from a few photos the best cut sits on the edge of whatever
- * those photos happen to do, and moves on new photos; a threshold whose neighbours also do
- * well moves less.  window 0 is the best grid threshold in [low, high].  Into *threshold
- * the threshold, into *balanced_accuracy the balanced accuracy at it (not the mean).
- * Sorts `samples` by score.  With n == 0, or low > high, or window < 0, both are NaN. */
+ * than the single best cut.  The balanced accuracy is measured at every grid threshold
+ * k / BLURD_METRICS_GRID_STEPS, k = 1 .. BLURD_METRICS_GRID_STEPS - 1; each grid threshold
+ * from `low` to `high` (clamped to the grid) is rated by the mean of the balanced
+ * accuracies of the grid thresholds within `window` of it (fewer near the ends of the
+ * grid), and the best rated wins, the lowest of equals.  On a set from a few photos the
+ * best cut sits on the edge of whatever those photos happen to do, and moves on new
+ * photos; a threshold whose neighbours also do well moves less.  window 0 gives the best
+ * grid threshold in [low, high].  Into *threshold the threshold, into *balanced_accuracy
+ * the balanced accuracy at it (not the mean).  Sorts `samples` by score.  Both are NaN
+ * when n == 0, when low > high or window < 0 (or any of them is NaN), and when [low, high]
+ * holds no grid threshold. */
 void blurd_metrics_steady_threshold(struct blurd_metrics_sample *samples, size_t n, double window,
                                     double low, double high, double *threshold,
                                     double *balanced_accuracy);
