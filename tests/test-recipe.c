@@ -1,6 +1,7 @@
 /* test-recipe.c - the model recipe's photo fetcher never touches the photos reserved for
- * independent evaluation (it refuses a list naming them before downloading anything) and
- * leaves out the photos listed as soft at full size; side-by-side makes the pictures
+ * independent evaluation (it refuses a list naming them before downloading anything),
+ * fetching them only for independent-eval, and leaves out the photos listed as soft at full
+ * size; side-by-side makes the pictures
  * they were judged on; and its hard-cases report scores a synth set with both methods. */
 #include "test.h"
 
@@ -32,6 +33,48 @@ TEST_IMPL(recipe_refuses_reserved_packages)
              "cut -f1,3 '%s/recipe/photo-sources.tsv' | grep -cE '^(ukui-wallpapers|lomiri-|"
              "opencv-doc)|^plasma-workspace-wallpapers.usr/share/wallpapers/[A-Fa-f]'",
              test_source_dir());
+    test_run(command, &out, NULL);
+    ASSERT_STR_EQ(out, "0\n");
+    return 0;
+}
+
+/* The list for independent evaluation is the mirror image of the training list: fetched
+ * only with --independent, which takes nothing else; no photo is in both lists. */
+TEST_IMPL(recipe_independent_photos_are_reserved_ones_only)
+{
+    char *tsv = test_path("sources.tsv"), command[4096], *out, *err;
+    const char *allowed = "package\tversion\tpath\tsha256\n"
+                          "mate-backgrounds\t1.26.0-1\tusr/share/backgrounds/mate/nature/"
+                          "Aqua.jpg\t00\t1\t1\tmacro\tsharp\tGPL-2+\n";
+    test_write_file(tsv, allowed, strlen(allowed));
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' --independent '%s' '%s/out' --cache '%s/cache'",
+             test_source_dir(), tsv, test_tmpdir(), test_tmpdir());
+    ASSERT(test_run(command, NULL, &err) != 0);
+    ASSERT_CONTAINS(err, "is not from a package reserved for independent evaluation");
+
+    /* without --independent the shipped list is refused before anything is fetched */
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' '%s/recipe/independent-photos.tsv' '%s/out2' "
+             "--cache '%s/cache'",
+             test_source_dir(), test_source_dir(), test_tmpdir(), test_tmpdir());
+    ASSERT(test_run(command, NULL, &err) != 0);
+    ASSERT_CONTAINS(err, "reserved for independent evaluation and must not be used for training");
+
+    /* with it every row passes the check (none fetched: --packages names none of them) */
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' --independent '%s/recipe/independent-photos.tsv' "
+             "'%s/out3' --cache '%s/cache' --packages none-such",
+             test_source_dir(), test_source_dir(), test_tmpdir(), test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, NULL, &err), 0);
+    ASSERT_CONTAINS(err, "fetch-photos: 0 photos in");
+    ASSERT_CONTAINS(err, "21 rows skipped");
+
+    /* no photo in both lists */
+    snprintf(command, sizeof command,
+             "cut -f4 '%s/recipe/independent-photos.tsv' '%s/recipe/photo-sources.tsv' | "
+             "grep -E '^[0-9a-f]{64}$' | sort | uniq -d | wc -l",
+             test_source_dir(), test_source_dir());
     test_run(command, &out, NULL);
     ASSERT_STR_EQ(out, "0\n");
     return 0;
