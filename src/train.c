@@ -538,9 +538,9 @@ static void validate(struct trainer *t, struct validation *v)
      * classes per input, but an image's score combines its sharpest tiles, which moves
      * the scores of whole images toward "clear".  It is the steady threshold rather than
      * the best cut: the recipe's validation images come from some 20 photos, and the
-     * best cut on them sat 0.05 to 0.18 above the best on the photos the recipe holds out
-     * in 9 of 10 measurements (5 models, 2 held-out sets); the steady one did better there
-     * in 9 of 10 (models/README.md, "The threshold"). */
+     * best cut on them sat 0.05 to 0.19 above the best on the photos the recipe holds out
+     * in 11 of 12 measurements (6 models, 2 held-out sets); the steady one did better there
+     * in 10 of 12 (models/README.md, "The threshold"). */
     v->threshold = t->settings.threshold;
     if (!(v->threshold > 0.0)) {
         double at_threshold;
