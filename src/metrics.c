@@ -63,6 +63,17 @@ static int by_score(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Sorts `samples` by score (the threshold searches sweep them in order) and counts the
+ * positives among them. */
+static size_t sort_and_count_positives(struct blurd_metrics_sample *samples, size_t n)
+{
+    qsort(samples, n, sizeof *samples, by_score);
+    size_t positives = 0;
+    for (size_t i = 0; i < n; i++)
+        positives += samples[i].positive != 0;
+    return positives;
+}
+
 double blurd_metrics_auc(struct blurd_metrics_sample *samples, size_t n)
 {
     if (n == 0)
@@ -96,10 +107,7 @@ void blurd_metrics_best_threshold(struct blurd_metrics_sample *samples, size_t n
     *threshold = *balanced_accuracy = NAN;
     if (n == 0)
         return;
-    qsort(samples, n, sizeof *samples, by_score);
-    size_t positives = 0;
-    for (size_t i = 0; i < n; i++)
-        positives += samples[i].positive != 0;
+    size_t positives = sort_and_count_positives(samples, n);
     size_t negatives = n - positives;
 
     /* Cut k calls samples[k..n) positive: start with k = 0 (all positive) and move the cut
@@ -144,10 +152,7 @@ void blurd_metrics_steady_threshold(struct blurd_metrics_sample *samples, size_t
     *threshold = *balanced_accuracy = NAN;
     if (n == 0 || !(low <= high) || !(window >= 0.0))
         return;
-    qsort(samples, n, sizeof *samples, by_score);
-    size_t positives = 0;
-    for (size_t i = 0; i < n; i++)
-        positives += samples[i].positive != 0;
+    size_t positives = sort_and_count_positives(samples, n);
     size_t negatives = n - positives;
 
     /* at[k]: the balanced accuracy at threshold k / STEPS, by one sweep up the sorted
