@@ -171,14 +171,12 @@ void blurd_metrics_steady_threshold(struct blurd_metrics_sample *samples, size_t
 
     /* Clamped in double before converting, so no input can overflow an int; the 1e-9
      * keeps a bound or window given as a decimal (0.05, 0.1) on its grid point. */
-    double reach_steps = fmin(floor(window * STEPS + 1e-9), STEPS);
-    double first_step = fmax(ceil(low * STEPS - 1e-9), 1.0);
-    double last_step = fmin(floor(high * STEPS + 1e-9), STEPS - 1.0);
-    int reach = (int)reach_steps;
+    int reach = (int)fmin(floor(window * STEPS + 1e-9), STEPS);
+    int first = (int)fmin(fmax(ceil(low * STEPS - 1e-9), 1.0), STEPS);
+    int last = (int)fmax(fmin(floor(high * STEPS + 1e-9), STEPS - 1.0), 0.0);
     double best_mean = -1.0;
     int best = 0;
-    for (double step = first_step; step <= last_step; step++) {
-        int k = (int)step;
+    for (int k = first; k <= last; k++) {
         int from = k - reach < 1 ? 1 : k - reach;
         int to = k + reach > STEPS - 1 ? STEPS - 1 : k + reach;
         double mean = (sum[to] - sum[from - 1]) / (double)(to - from + 1);
