@@ -75,17 +75,18 @@ static const char *const kernel_names[BLURD_SYNTH_KERNELS] = {"none",   "gaussia
                                                               "motion", "shake",    "dof"};
 
 #define LABELS_FILE   "labels.csv"
-#define LABELS_HEADER "file,label,source,kernel,strength,crop_w,crop_h,noise,quality"
+#define LABELS_HEADER "file,label,source,kernel,strength,crop_w,crop_h,noise,quality,kept,softness"
 
 /* Crop geometry, in pixels. */
-#define MIN_OUTPUT_LONG 256
-#define MAX_OUTPUT_LONG 1600
-#define MIN_SHORT_SIDE  200 /* the network's input side: no sample needs enlarging to be judged */
-#define MAX_ASPECT      1.8
-#define PORTRAIT_SHARE  0.35
-#define WEB_SHARE       (1.0 / 3.0)
-#define WEB_SCALE_LOW   0.25
-#define WEB_SCALE_HIGH  0.75
+#define MIN_OUTPUT_LONG   256
+#define MAX_OUTPUT_LONG   1600
+#define MIN_SHORT_SIDE    200 /* the network's input side: no sample needs enlarging to be judged */
+#define MAX_ASPECT        1.8
+#define PORTRAIT_SHARE    0.35
+#define WEB_SHARE         (1.0 / 3.0)
+#define WEB_SCALE_LOW     0.25
+#define WEB_SCALE_HIGH    0.75
+#define SHRINK_SCALE_HIGH 0.5 /* a clear crop drawn again for looking soft (see make_image()) */
 
 /* Texture, measured as the mean |dx| + |dy| of the grey image in grey levels per pixel, on
  * cells of CELL x CELL pixels summed into a table so any region's mean costs four reads. */
@@ -96,6 +97,17 @@ static const char *const kernel_names[BLURD_SYNTH_KERNELS] = {"none",   "gaussia
 #define FLAT_MIN_TEXTURE  1.0 /* a "flat" sharp crop must still show something */
 #define TEXTURED_NEAR_MAX 0.85
 #define FLAT_NEAR_MIN     1.25
+
+/* Fine detail (see fine_detail()): figures leave out a border of this many pixels, and an
+ * image's softness is measured against a Gaussian of this sigma. */
+#define DETAIL_BORDER 4
+#define SOFT_SIGMA    1.0
+
+/* What a made image must look like (see make_image()): a clear one must lose more than
+ * 1 - CLEAR_SOFTNESS_MAX of its fine detail to a SOFT_SIGMA blur, and a blurred one's blur
+ * must have removed more than 1 - BLURRED_KEPT_MAX of the crop's. */
+#define CLEAR_SOFTNESS_MAX 0.40
+#define BLURRED_KEPT_MAX   0.60
 
 /* Region choices per class (the rest are random positions). */
 #define BLURRED_TEXTURED_SHARE 0.35
@@ -1038,6 +1050,12 @@ static int photo_load(const char *path, struct photo *photo, char *err)
 
 enum region { REGION_RANDOM, REGION_TEXTURED, REGION_FLAT };
 
+/* What a made image's pixels say of it, before noise and JPEG: see render(). */
+struct measures {
+    double kept;     /* the share of the crop's fine detail its blur kept; 1 without one */
+    double softness; /* the share of the image's own fine detail a further blur keeps */
+};
+
 struct plan {
     int label;
     int kernel;
@@ -1051,8 +1069,9 @@ struct plan {
     uint64_t noise_seed;
 };
 
-/* Crop size and scale (see the top of the file); the crop always fits the photo. */
-static void plan_size(struct rng *rng, int width, int height, struct plan *plan)
+/* Crop size and scale (see the top of the file); the crop always fits the photo.  `shrink`
+ * makes it a web-size crop scaled by at most SHRINK_SCALE_HIGH. */
+static void plan_size(struct rng *rng, int width, int height, bool shrink, struct plan *plan)
 {
     double aspect = rng_uniform(rng, 1.0, MAX_ASPECT);
     bool portrait = rng_unit(rng) < PORTRAIT_SHARE;
@@ -1068,8 +1087,8 @@ static void plan_size(struct rng *rng, int width, int height, struct plan *plan)
         low = high;
     double out_long = rng_log_uniform(rng, low, high);
     double scale = 1.0;
-    if (rng_unit(rng) < WEB_SHARE) {
-        scale = rng_uniform(rng, WEB_SCALE_LOW, WEB_SCALE_HIGH);
+    if (rng_unit(rng) < WEB_SHARE || shrink) {
+        scale = rng_uniform(rng, WEB_SCALE_LOW, shrink ? SHRINK_SCALE_HIGH : WEB_SCALE_HIGH);
         if (out_long / scale > max_long)
             scale = out_long / max_long;
     }
@@ -1137,8 +1156,8 @@ static void choose_position(const struct photo *photo, enum region region, int w
 }
 
 /* Draws everything about one image from its own stream. */
-static void plan_image(const struct photo *photo, int label, int kernel, struct rng *rng,
-                       struct plan *plan)
+static void plan_image(const struct photo *photo, int label, int kernel, bool shrink,
+                       struct rng *rng, struct plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     plan->label = label;
@@ -1149,7 +1168,7 @@ static void plan_image(const struct photo *photo, int label, int kernel, struct 
         plan->angle = rng_uniform(rng, 0.0, M_PI);
         plan->shake_seed = rng_next(rng);
     }
-    plan_size(rng, photo->width, photo->height, plan);
+    plan_size(rng, photo->width, photo->height, shrink, plan);
     int w = plan->crop_w, h = plan->crop_h;
 
     int x_lo = 0, x_hi = photo->width - w, y_lo = 0, y_hi = photo->height - h;
@@ -1249,11 +1268,77 @@ static int blend_focus(VipsImage *sharp, VipsImage *defocused, double cx, double
     return rc;
 }
 
+/* Fine detail of a w x h x 3 float image: the mean square of the differences between
+ * neighbouring grey values, across and down, after a Gaussian of sigma `sigma` pixels (0:
+ * none).  Squares weigh the strongest edges most, so a crop's figure follows its sharpest
+ * part.  The outer DETAIL_BORDER pixels are left out, where a filter would read past the
+ * image. */
+static double fine_detail(const float *rgb, int w, int h, double sigma)
+{
+    if (w <= 2 * DETAIL_BORDER + 1 || h <= 2 * DETAIL_BORDER + 1)
+        return 0.0;
+    size_t n = (size_t)w * (size_t)h;
+    float *g = malloc(n * sizeof *g), *t = malloc(n * sizeof *t);
+    if (g == NULL || t == NULL) {
+        free(g);
+        free(t);
+        return -1.0;
+    }
+    for (size_t i = 0; i < n; i++)
+        g[i] = 0.299f * rgb[3 * i] + 0.587f * rgb[3 * i + 1] + 0.114f * rgb[3 * i + 2];
+    if (sigma > 0.0) {
+        /* separable, taps to 3 sigma, clamped at the edges (only the border reads them) */
+        int r = (int)ceil(3.0 * sigma);
+        double taps[16], sum = 0.0;
+        r = r > 15 ? 15 : r;
+        for (int k = 0; k <= r; k++) {
+            taps[k] = exp(-0.5 * k * k / (sigma * sigma));
+            sum += k == 0 ? taps[k] : 2.0 * taps[k];
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            const float *src = pass == 0 ? g : t;
+            float *dst = pass == 0 ? t : g;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    double v = 0.0;
+                    for (int k = -r; k <= r; k++) {
+                        int xx = pass == 0 ? x + k : x, yy = pass == 0 ? y : y + k;
+                        xx = xx < 0 ? 0 : xx >= w ? w - 1 : xx;
+                        yy = yy < 0 ? 0 : yy >= h ? h - 1 : yy;
+                        v += taps[abs(k)] * (double)src[(size_t)yy * (size_t)w + (size_t)xx];
+                    }
+                    dst[(size_t)y * (size_t)w + (size_t)x] = (float)(v / sum);
+                }
+        }
+    }
+    double total = 0.0;
+    size_t count = 0;
+    for (int y = DETAIL_BORDER; y < h - DETAIL_BORDER - 1; y++)
+        for (int x = DETAIL_BORDER; x < w - DETAIL_BORDER - 1; x++) {
+            size_t i = (size_t)y * (size_t)w + (size_t)x;
+            double dx = (double)g[i + 1] - (double)g[i];
+            double dy = (double)g[i + (size_t)w] - (double)g[i];
+            total += dx * dx + dy * dy;
+            count++;
+        }
+    free(g);
+    free(t);
+    return count > 0 ? total / (double)count : 0.0;
+}
+
+/* a / b for two fine-detail figures: 1 when there is nothing to compare */
+static double detail_ratio(double a, double b)
+{
+    return a < 0.0 || b <= 0.0 ? 1.0 : a / b;
+}
+
 /* Crop (with a margin of real pixels for the filters to read), scale, blur, cut the crop
- * out: `*pixels` (g_malloc'd) gets *width x *height x 3 floats on the 0..255 scale. */
+ * out: `*pixels` (g_malloc'd) gets *width x *height x 3 floats on the 0..255 scale.
+ * `measures` gets how much of the crop's fine detail the blur kept, and how much of the
+ * result's a further SOFT_SIGMA blur would keep (near 1: soft already). */
 static int render(const struct photo *photo, const struct plan *plan,
                   const struct blurd_synth_mask *mask, float **pixels, int *width, int *height,
-                  char *err)
+                  struct measures *measures, char *err)
 {
     /* The blur reaches half the mask; Lanczos 3 reads 3 output pixels around each. */
     int reach =
@@ -1281,8 +1366,8 @@ static int render(const struct photo *photo, const struct plan *plan,
         inner_w = (int)floor(inner_w * plan->scale + 0.5);
         inner_h = (int)floor(inner_h * plan->scale + 0.5);
     }
-    VipsImage *sharp = NULL; /* dof: the image before its defocus */
-    if (rc == 0 && plan->kernel == BLURD_SYNTH_DOF) {
+    VipsImage *sharp = NULL; /* the image before its blur */
+    if (rc == 0 && mask->weights != NULL) {
         sharp = image;
         g_object_ref(sharp);
     }
@@ -1305,14 +1390,12 @@ static int render(const struct photo *photo, const struct plan *plan,
                           vips_conv(image, &next, matrix, "precision", VIPS_PRECISION_FLOAT, NULL));
         }
     }
-    if (rc == 0 && sharp != NULL) {
+    if (rc == 0 && sharp != NULL && plan->kernel == BLURD_SYNTH_DOF) {
         double scale = plan->scale;
         rc = step(&image, &next,
                   blend_focus(sharp, image, (plan->focus_x - x0) * scale,
                               (plan->focus_y - y0) * scale, plan->focus_r * scale, &next));
     }
-    if (sharp != NULL)
-        g_object_unref(sharp);
     if (rc == 0) {
         /* Rounding in the resize may leave the scaled crop a pixel short. */
         if (inner_x + inner_w > image->Xsize)
@@ -1322,7 +1405,17 @@ static int render(const struct photo *photo, const struct plan *plan,
         rc = step(&image, &next,
                   vips_extract_area(image, &next, inner_x, inner_y, inner_w, inner_h, NULL));
     }
-    size_t bytes = 0;
+    float *before = NULL;
+    size_t bytes = 0, before_bytes = 0;
+    if (rc == 0 && sharp != NULL) {
+        rc = vips_extract_area(sharp, &next, inner_x, inner_y, inner_w, inner_h, NULL);
+        if (rc == 0) {
+            before = vips_image_write_to_memory(next, &before_bytes);
+            g_object_unref(next);
+        }
+    }
+    if (sharp != NULL)
+        g_object_unref(sharp);
     *pixels = NULL;
     if (rc == 0) {
         *width = image->Xsize;
@@ -1331,10 +1424,19 @@ static int render(const struct photo *photo, const struct plan *plan,
     }
     if (image != NULL)
         g_object_unref(image);
+    size_t expected = (size_t)*width * (size_t)*height * 3 * sizeof(float);
+    if (rc == 0 && *pixels != NULL && bytes == expected) {
+        double detail = fine_detail(*pixels, *width, *height, 0.0);
+        measures->kept = before != NULL && before_bytes == expected
+                             ? detail_ratio(detail, fine_detail(before, *width, *height, 0.0))
+                             : 1.0;
+        measures->softness =
+            detail_ratio(fine_detail(*pixels, *width, *height, SOFT_SIGMA), detail);
+    }
+    g_free(before);
     if (matrix != NULL)
         g_object_unref(matrix);
-    if (rc != 0 || *pixels == NULL ||
-        bytes != (size_t)*width * (size_t)*height * 3 * sizeof(float)) {
+    if (rc != 0 || *pixels == NULL || bytes != expected) {
         char reason[BLURD_ERR_LEN];
         take_vips_reason(reason, sizeof reason);
         g_free(*pixels);
@@ -1426,6 +1528,7 @@ struct row {
     int crop_w, crop_h;
     double noise;
     int quality;
+    double kept, softness;
 };
 
 struct synth {
@@ -1446,28 +1549,74 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Makes, encodes and writes image (sample, label) from `photo`. */
+/* How far a made image is from what its label claims: a clear image's softness, or the
+ * share of fine detail a blurred one's blur kept.  Lower is better; at most the limit
+ * passes. */
+static double label_doubt(int label, const struct measures *measures)
+{
+    return label == BLURD_DATASET_CLEAR ? measures->softness : measures->kept;
+}
+
+static double doubt_limit(int label)
+{
+    return label == BLURD_DATASET_CLEAR ? CLEAR_SOFTNESS_MAX : BLURRED_KEPT_MAX;
+}
+
+/* Makes, encodes and writes image (sample, label) from `photo`.  A made image that does
+ * not look like its label (label_doubt()) is drawn again from the same stream, a new crop
+ * and blur, up to BLURD_SYNTH_MAX_ATTEMPTS times, a clear one shrunk for the web in the
+ * second half of them; if none passes, the least doubtful is kept. */
 static int make_image(struct synth *run, const struct photo *photo, size_t photo_index,
                       size_t sample, int label, int kernel, char *err)
 {
     struct rng rng;
     rng_seed(&rng, run->options->seed, sample, (uint64_t)label);
-    struct plan plan;
-    plan_image(photo, label, kernel, &rng, &plan);
-
-    struct blurd_synth_mask mask = {0, 0, NULL};
-    if (build_mask(&plan, &mask) != 0)
-        return blurd_error_set(err, BLURD_ENOMEM, "out of memory building a blur mask");
+    struct plan plan = {0};
+    struct measures measures = {1.0, 1.0};
     float *pixels = NULL;
-    int width = 0, height = 0;
-    int rc = render(photo, &plan, &mask, &pixels, &width, &height, err);
-    blurd_synth_mask_clear(&mask);
-    if (rc != 0)
-        return rc;
+    int width = 0, height = 0, attempts = 0;
+    while (attempts < BLURD_SYNTH_MAX_ATTEMPTS) {
+        struct plan next_plan;
+        /* A photo soft at full size still makes a sharp image shrunk for the web. */
+        bool shrink = label == BLURD_DATASET_CLEAR && attempts >= BLURD_SYNTH_MAX_ATTEMPTS / 2;
+        plan_image(photo, label, kernel, shrink, &rng, &next_plan);
+        struct blurd_synth_mask mask = {0, 0, NULL};
+        if (build_mask(&next_plan, &mask) != 0) {
+            g_free(pixels);
+            return blurd_error_set(err, BLURD_ENOMEM, "out of memory building a blur mask");
+        }
+        float *next_pixels = NULL;
+        int next_width = 0, next_height = 0;
+        struct measures next_measures = {1.0, 1.0};
+        int rc = render(photo, &next_plan, &mask, &next_pixels, &next_width, &next_height,
+                        &next_measures, err);
+        blurd_synth_mask_clear(&mask);
+        if (rc != 0) {
+            g_free(pixels);
+            return rc;
+        }
+        attempts++;
+        if (pixels == NULL || label_doubt(label, &next_measures) < label_doubt(label, &measures)) {
+            g_free(pixels);
+            pixels = next_pixels;
+            width = next_width;
+            height = next_height;
+            plan = next_plan;
+            measures = next_measures;
+        } else {
+            g_free(next_pixels);
+        }
+        if (label_doubt(label, &measures) <= doubt_limit(label))
+            break;
+    }
+    if (attempts > 1)
+        run->summary->redrawn[label]++;
+    if (label_doubt(label, &measures) > doubt_limit(label))
+        run->summary->doubtful[label]++;
     uint8_t *rgb = finish(pixels, (size_t)width * (size_t)height * 3, &plan);
     void *jpeg = NULL;
     size_t jpeg_size = 0;
-    rc = encode_jpeg(rgb, width, height, plan.quality, &jpeg, &jpeg_size, err);
+    int rc = encode_jpeg(rgb, width, height, plan.quality, &jpeg, &jpeg_size, err);
     g_free(pixels);
     if (rc != 0)
         return rc;
@@ -1483,8 +1632,8 @@ static int make_image(struct synth *run, const struct photo *photo, size_t photo
         return rc;
 
     struct row *row = &run->rows[(size_t)label * (size_t)run->options->count + sample];
-    *row = (struct row){true,        photo_index, plan.kernel, plan.strength,
-                        plan.crop_w, plan.crop_h, plan.noise,  plan.quality};
+    *row = (struct row){true,        photo_index, plan.kernel,  plan.strength, plan.crop_w,
+                        plan.crop_h, plan.noise,  plan.quality, measures.kept, measures.softness};
     run->summary->written[label]++;
     run->summary->kernels[plan.kernel]++;
     return 0;
@@ -1532,8 +1681,9 @@ static int write_labels(struct synth *run, char *err)
                 continue;
             fprintf(f, "%s/%0*zu.jpg,%s,", folder_names[label], run->digits, i, label_names[label]);
             write_csv_field(f, run->photos.names[row->source]);
-            fprintf(f, ",%s,%.2f,%d,%d,%.1f,%d\n", kernel_names[row->kernel], row->strength,
-                    row->crop_w, row->crop_h, row->noise, row->quality);
+            fprintf(f, ",%s,%.2f,%d,%d,%.1f,%d,%.3f,%.3f\n", kernel_names[row->kernel],
+                    row->strength, row->crop_w, row->crop_h, row->noise, row->quality, row->kept,
+                    row->softness);
         }
     bool failed = ferror(f) != 0;
     if (fclose(f) != 0)

@@ -660,11 +660,15 @@ static int command_synth(int argc, char **argv)
         fprintf(stderr,
                 "blurd: wrote %zu blurred and %zu clear images (gaussian %zu, disk %zu, motion "
                 "%zu, shake %zu; %zu clear with a shallow depth of field) from %zu photos into "
-                "%s in %.1f s%s\n",
+                "%s in %.1f s; drawn again: %zu blurred whose blur hid too little, %zu clear "
+                "that looked soft (kept as the best of %d draws: %zu and %zu)%s\n",
                 summary.written[BLURD_DATASET_BLURRED], summary.written[BLURD_DATASET_CLEAR],
                 summary.kernels[BLURD_SYNTH_GAUSSIAN], summary.kernels[BLURD_SYNTH_DISK],
                 summary.kernels[BLURD_SYNTH_MOTION], summary.kernels[BLURD_SYNTH_SHAKE],
                 summary.kernels[BLURD_SYNTH_DOF], summary.photos, options.out_dir, summary.seconds,
+                summary.redrawn[BLURD_DATASET_BLURRED], summary.redrawn[BLURD_DATASET_CLEAR],
+                BLURD_SYNTH_MAX_ATTEMPTS, summary.doubtful[BLURD_DATASET_BLURRED],
+                summary.doubtful[BLURD_DATASET_CLEAR],
                 summary.unreadable > 0 ? "; some photos could not be read" : "");
     return summary.unreadable > 0 ? EXIT_FILES_FAILED : EXIT_OK;
 }

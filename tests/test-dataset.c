@@ -484,20 +484,25 @@ TEST_IMPL(dataset_synth_writes_labelled_blurred_and_sharp_sets)
 
     /* labels.csv: the header, then one row per image sorted by file, each naming a real
      * photo, a kernel that matches the class, a strength in its range, a crop at least 200
-     * pixels on each side, noise 0 or 2..12, quality 70..95. */
+     * pixels on each side, noise 0 or 2..12, quality 70..95, the share of detail its blur
+     * kept (1 for a sharp image without a defocused background) and its softness, each in
+     * 0..1; how many of each class passed their check agrees with the summary. */
     char *labels_path = join(out, "labels.csv");
     char *labels = test_read_file(labels_path, NULL);
     char *line = strtok(labels, "\n");
-    ASSERT_STR_EQ(line, "file,label,source,kernel,strength,crop_w,crop_h,noise,quality");
+    ASSERT_STR_EQ(line,
+                  "file,label,source,kernel,strength,crop_w,crop_h,noise,quality,kept,softness");
     int rows = 0, kinds[BLURD_SYNTH_KERNELS] = {0};
+    size_t doubtful[2] = {0, 0};
     double noises[2 * COUNT];
     while ((line = strtok(NULL, "\n")) != NULL) {
         char file[64], label[16], source[64], kernel[16];
-        double strength, noise;
+        double strength, noise, kept, softness;
         int crop_w, crop_h, quality;
-        ASSERT_INT_EQ(sscanf(line, "%63[^,],%15[^,],%63[^,],%15[^,],%lf,%d,%d,%lf,%d", file, label,
-                             source, kernel, &strength, &crop_w, &crop_h, &noise, &quality),
-                      9);
+        ASSERT_INT_EQ(sscanf(line, "%63[^,],%15[^,],%63[^,],%15[^,],%lf,%d,%d,%lf,%d,%lf,%lf", file,
+                             label, source, kernel, &strength, &crop_w, &crop_h, &noise, &quality,
+                             &kept, &softness),
+                      11);
         int blurred = rows < COUNT;
         char expected[64];
         snprintf(expected, sizeof expected, "%s/%05d.jpg", blurred ? "Blurred" : "Undistorted",
@@ -524,6 +529,13 @@ TEST_IMPL(dataset_synth_writes_labelled_blurred_and_sharp_sets)
         ASSERT(noise == 0.0 || (noise >= 2.0 && noise <= 12.0));
         noises[rows] = noise;
         ASSERT(quality >= 70 && quality <= 95);
+        ASSERT(kept > 0.0 && kept <= 1.0 && softness > 0.0 && softness < 1.0);
+        if (kind == BLURD_SYNTH_NONE)
+            ASSERT(kept == 1.0);
+        else
+            ASSERT(kept < 1.0);
+        if (blurred ? kept > 0.60 : softness > 0.40)
+            doubtful[blurred ? BLURD_DATASET_BLURRED : BLURD_DATASET_CLEAR]++;
 
         /* The file exists, is a JPEG of the recorded crop or smaller (scaled down). */
         char *path = join(out, file);
@@ -537,6 +549,10 @@ TEST_IMPL(dataset_synth_writes_labelled_blurred_and_sharp_sets)
     ASSERT_INT_EQ(rows, 2 * COUNT);
     for (int k = 0; k < BLURD_SYNTH_KERNELS; k++)
         ASSERT_INT_EQ(kinds[k], summary.kernels[k]);
+    for (int label = 0; label < 2; label++) {
+        ASSERT_INT_EQ(doubtful[label], summary.doubtful[label]);
+        ASSERT(summary.redrawn[label] >= summary.doubtful[label]);
+    }
     free(labels);
 
     /* The blurred class is measurably less sharp, by the classical measure.  Both classes

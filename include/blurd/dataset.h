@@ -125,11 +125,16 @@ struct blurd_synth_options {
 #define BLURD_SYNTH_DEFAULT_COUNT 200
 #define BLURD_SYNTH_MAX_COUNT     1000000
 
+/* Draws synth makes of one image at most, when a draw does not look like its label. */
+#define BLURD_SYNTH_MAX_ATTEMPTS 8
+
 struct blurd_synth_summary {
     size_t photos;     /* source photos used */
     size_t unreadable; /* source photos that could not be read, or are too small (warned) */
     size_t written[BLURD_DATASET_CLASSES];
-    size_t kernels[BLURD_SYNTH_KERNELS]; /* images written per kernel */
+    size_t kernels[BLURD_SYNTH_KERNELS];    /* images written per kernel */
+    size_t redrawn[BLURD_DATASET_CLASSES];  /* images whose first draw did not pass its check */
+    size_t doubtful[BLURD_DATASET_CLASSES]; /* images kept though no draw passed */
     double seconds;
 };
 
