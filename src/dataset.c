@@ -103,12 +103,6 @@ static const char *const kernel_names[BLURD_SYNTH_KERNELS] = {"none",   "gaussia
 #define DETAIL_BORDER 4
 #define SOFT_SIGMA    1.0
 
-/* What a made image must look like (see make_image()): a clear one must lose more than
- * 1 - CLEAR_SOFTNESS_MAX of its fine detail to a SOFT_SIGMA blur, and a blurred one's blur
- * must have removed more than 1 - BLURRED_KEPT_MAX of the crop's. */
-#define CLEAR_SOFTNESS_MAX 0.40
-#define BLURRED_KEPT_MAX   0.60
-
 /* Region choices per class (the rest are random positions). */
 #define BLURRED_TEXTURED_SHARE 0.35
 #define SHARP_TEXTURED_SHARE   0.20
@@ -1268,11 +1262,12 @@ static int blend_focus(VipsImage *sharp, VipsImage *defocused, double cx, double
     return rc;
 }
 
-/* Fine detail of a w x h x 3 float image: the mean square of the differences between
- * neighbouring grey values, across and down, after a Gaussian of sigma `sigma` pixels (0:
- * none).  Squares weigh the strongest edges most, so a crop's figure follows its sharpest
- * part.  The outer DETAIL_BORDER pixels are left out, where a filter would read past the
- * image. */
+/* Fine detail of a w x h x 3 float image: the mean square of the grey image's Laplacian
+ * (four neighbours), after a Gaussian of sigma `sigma` pixels (0: none).  Squares weigh
+ * the strongest detail most, so a crop's figure follows its sharpest part, and second
+ * differences all but ignore smooth shading, so a sharp subject before a soft background
+ * still measures sharp.  The outer DETAIL_BORDER pixels are left out, where a filter would
+ * read past the image. */
 static double fine_detail(const float *rgb, int w, int h, double sigma)
 {
     if (w <= 2 * DETAIL_BORDER + 1 || h <= 2 * DETAIL_BORDER + 1)
@@ -1316,9 +1311,9 @@ static double fine_detail(const float *rgb, int w, int h, double sigma)
     for (int y = DETAIL_BORDER; y < h - DETAIL_BORDER - 1; y++)
         for (int x = DETAIL_BORDER; x < w - DETAIL_BORDER - 1; x++) {
             size_t i = (size_t)y * (size_t)w + (size_t)x;
-            double dx = (double)g[i + 1] - (double)g[i];
-            double dy = (double)g[i + (size_t)w] - (double)g[i];
-            total += dx * dx + dy * dy;
+            double lap = (double)g[i + 1] + (double)g[i - 1] + (double)g[i + (size_t)w] +
+                         (double)g[i - (size_t)w] - 4.0 * (double)g[i];
+            total += lap * lap;
             count++;
         }
     free(g);
@@ -1559,7 +1554,8 @@ static double label_doubt(int label, const struct measures *measures)
 
 static double doubt_limit(int label)
 {
-    return label == BLURD_DATASET_CLEAR ? CLEAR_SOFTNESS_MAX : BLURRED_KEPT_MAX;
+    return label == BLURD_DATASET_CLEAR ? BLURD_SYNTH_CLEAR_SOFTNESS_MAX
+                                        : BLURD_SYNTH_BLURRED_KEPT_MAX;
 }
 
 /* Makes, encodes and writes image (sample, label) from `photo`.  A made image that does

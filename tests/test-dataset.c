@@ -534,7 +534,8 @@ TEST_IMPL(dataset_synth_writes_labelled_blurred_and_sharp_sets)
             ASSERT(kept == 1.0);
         else
             ASSERT(kept < 1.0);
-        if (blurred ? kept > 0.60 : softness > 0.40)
+        if (blurred ? kept > BLURD_SYNTH_BLURRED_KEPT_MAX
+                    : softness > BLURD_SYNTH_CLEAR_SOFTNESS_MAX)
             doubtful[blurred ? BLURD_DATASET_BLURRED : BLURD_DATASET_CLEAR]++;
 
         /* The file exists, is a JPEG of the recorded crop or smaller (scaled down). */

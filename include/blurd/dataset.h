@@ -125,8 +125,15 @@ struct blurd_synth_options {
 #define BLURD_SYNTH_DEFAULT_COUNT 200
 #define BLURD_SYNTH_MAX_COUNT     1000000
 
-/* Draws synth makes of one image at most, when a draw does not look like its label. */
-#define BLURD_SYNTH_MAX_ATTEMPTS 8
+/* What a made image must look like, measured on its pixels before noise and JPEG: a clear
+ * one must lose more than 1 - BLURD_SYNTH_CLEAR_SOFTNESS_MAX of its fine detail (the
+ * energy of its Laplacian) to a further Gaussian blur of sigma 1 px, so that it is not soft
+ * already, and a blurred one's blur must have removed more than 1 -
+ * BLURD_SYNTH_BLURRED_KEPT_MAX of the crop's.  An image that does not is drawn again, up
+ * to BLURD_SYNTH_MAX_ATTEMPTS times. */
+#define BLURD_SYNTH_CLEAR_SOFTNESS_MAX 0.15
+#define BLURD_SYNTH_BLURRED_KEPT_MAX   0.30
+#define BLURD_SYNTH_MAX_ATTEMPTS       8
 
 struct blurd_synth_summary {
     size_t photos;     /* source photos used */
