@@ -589,6 +589,59 @@ TEST_IMPL(dataset_synth_writes_labelled_blurred_and_sharp_sets)
     return 0;
 }
 
+/* The mean of labels.csv's `softness` over the clear rows of `dir`'s set. */
+static double mean_clear_softness(const char *dir)
+{
+    char *labels = test_read_file(join(dir, "labels.csv"), NULL);
+    double sum = 0.0;
+    int n = 0;
+    for (char *line = strtok(labels, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        const char *last = strrchr(line, ',');
+        if (strstr(line, ",clear,") != NULL && last != NULL) {
+            sum += strtod(last + 1, NULL);
+            n++;
+        }
+    }
+    free(labels);
+    ASSERT(n > 0);
+    return sum / n;
+}
+
+TEST_IMPL(dataset_synth_draws_again_images_unlike_their_label)
+{
+    enum { COUNT = 8 };
+    char err[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
+    /* The same photo sharp, and soft all over (a Gaussian of sigma 2.5 px, saved losslessly):
+     * a photo no clear image should be cut from at full size. */
+    static const char *const ladybird[] = {"ladybird.jpg"};
+    char *sharp = photo_folder("sharp", ladybird, 1);
+    char *soft = test_path("soft");
+    make_dir(soft);
+    VipsImage *photo = vips_image_new_from_file(join(sharp, "ladybird.jpg"), NULL), *blurred = NULL;
+    ASSERT(photo != NULL);
+    ASSERT_INT_EQ(vips_gaussblur(photo, &blurred, 2.5, NULL), 0);
+    ASSERT_INT_EQ(vips_image_write_to_file(blurred, join(soft, "ladybird.png"), NULL), 0);
+    g_object_unref(blurred);
+    g_object_unref(photo);
+
+    struct blurd_synth_summary from_sharp, from_soft;
+    char *a = test_path("a"), *b = test_path("b");
+    ASSERT_INT_EQ(synth(sharp, a, COUNT, 5, &from_sharp, err), 0);
+    ASSERT_INT_EQ(synth(soft, b, COUNT, 5, &from_soft, err), 0);
+    /* Both sets are whole: a draw that does not pass is replaced, not dropped. */
+    ASSERT_INT_EQ(from_soft.written[BLURD_DATASET_CLEAR], COUNT);
+    ASSERT_INT_EQ(from_soft.written[BLURD_DATASET_BLURRED], COUNT);
+    /* The soft photo's full-size crops look soft, so its clear images are drawn again;
+     * the sharp photo's (a subject before a smooth background) pass as they are. */
+    ASSERT(from_soft.redrawn[BLURD_DATASET_CLEAR] >= COUNT / 2);
+    ASSERT(from_sharp.redrawn[BLURD_DATASET_CLEAR] < from_soft.redrawn[BLURD_DATASET_CLEAR]);
+    ASSERT(from_sharp.doubtful[BLURD_DATASET_CLEAR] <= 1);
+    /* and the measure itself tells them apart, after the redraws too */
+    ASSERT(mean_clear_softness(b) > 1.5 * mean_clear_softness(a));
+    return 0;
+}
+
 TEST_IMPL(dataset_synth_refuses_to_overwrite_and_bad_sources)
 {
     char err[BLURD_ERR_LEN];

@@ -168,6 +168,7 @@
     X(dataset_split_by_source)                                              \
     X(dataset_synth_is_deterministic_by_seed)                               \
     X(dataset_synth_writes_labelled_blurred_and_sharp_sets)                 \
+    X(dataset_synth_draws_again_images_unlike_their_label)                  \
     X(dataset_synth_refuses_to_overwrite_and_bad_sources)                   \
     X(dataset_cli_synth_end_to_end)                                         \
     /* pipeline */                                                          \

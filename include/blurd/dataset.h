@@ -147,10 +147,13 @@ struct blurd_synth_summary {
 
 /* Writes options->count blurred and options->count sharp images into out_dir/Blurred and
  * out_dir/Undistorted as NNNNN.jpg, and out_dir/labels.csv (header
- * "file,label,source,kernel,strength,crop_w,crop_h,noise,quality", one row per image,
- * sorted by file) describing each: its source photo, blur kernel and strength (in the
- * saved image's pixels), native crop size, added noise sigma (0..255 scale; 0 for none) and
- * JPEG quality.  What the images are made of, and why, is told at the top of dataset.c.
+ * "file,label,source,kernel,strength,crop_w,crop_h,noise,quality,kept,softness", one row
+ * per image, sorted by file) describing each: its source photo, blur kernel and strength
+ * (in the saved image's pixels), native crop size, added noise sigma (0..255 scale; 0 for
+ * none), JPEG quality, the share of the crop's fine detail its blur kept (1 for none) and
+ * its softness (the share of its own fine detail a further 1-px blur keeps), both measured
+ * before noise and JPEG.  What the images are made of, and why, is told at the top of
+ * dataset.c.
  *
  * Deterministic: the same photos, count and seed give byte-identical files (with the same
  * libvips and libjpeg).  Never overwrites: refuses to start when out_dir/Blurred or
