@@ -147,6 +147,7 @@
     /* recipe */                                                            \
     X(recipe_refuses_reserved_packages)                                     \
     X(recipe_independent_photos_are_reserved_ones_only)                     \
+    X(recipe_more_photos_are_allowed_and_new)                               \
     X(recipe_leaves_out_soft_photos)                                        \
     X(recipe_side_by_side_pictures)                                         \
     X(recipe_hard_cases_reports_both_methods)                               \

@@ -80,6 +80,46 @@ TEST_IMPL(recipe_independent_photos_are_reserved_ones_only)
     return 0;
 }
 
+/* The second list passes the same checks as the first (nothing reserved; no photo, and no
+ * stored name, twice across both lists) without anything being fetched; a list that
+ * repeats a stored name is refused. */
+TEST_IMPL(recipe_more_photos_are_allowed_and_new)
+{
+    char command[4096], *out, *err;
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' '%s/recipe/photo-sources.tsv' '%s/out' "
+             "--more '%s/recipe/more-photos.tsv' --cache '%s/cache' --packages none-such",
+             test_source_dir(), test_source_dir(), test_tmpdir(), test_source_dir(), test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, NULL, &err), 0);
+    ASSERT_CONTAINS(err, "fetch-photos: 0 photos in");
+    ASSERT_CONTAINS(err, "244 rows skipped");
+
+    /* none of them is one of the independent photos either */
+    snprintf(command, sizeof command,
+             "cut -f4 '%s/recipe/independent-photos.tsv' '%s/recipe/more-photos.tsv' | "
+             "grep -E '^[0-9a-f]{64}$' | sort | uniq -d | wc -l",
+             test_source_dir(), test_source_dir());
+    test_run(command, &out, NULL);
+    ASSERT_STR_EQ(out, "0\n");
+
+    /* two rows stored under one name: refused, naming the second */
+    char *tsv = test_path("twice.tsv");
+    static const char twice[] = "package\tversion\tpath\tsha256\n"
+                                "scribus-template\t1\tusr/share/scribus/templates/br2/moon.jpg\t"
+                                "aa\t1\t1\tastro\tsharp\tGPL\n"
+                                "scribus-template\t1\tusr/share/scribus/templates/cal2/moon.jpg\t"
+                                "bb\t1\t1\tastro\tsharp\tGPL\n";
+    test_write_file(tsv, twice, strlen(twice));
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' '%s' '%s/out2' --cache '%s/cache' "
+             "--packages none-such",
+             test_source_dir(), tsv, test_tmpdir(), test_tmpdir());
+    ASSERT(test_run(command, NULL, &err) != 0);
+    ASSERT_CONTAINS(err, "cal2/moon.jpg: stored as scribus-template--moon.jpg");
+    ASSERT_CONTAINS(err, "which another row already is");
+    return 0;
+}
+
 /* A photo the soft list names is left out before its package is fetched (the row names a
  * package that does not exist, so a download would fail, as it does with no list); every
  * photo the shipped list names is one of photo-sources.tsv's. */
