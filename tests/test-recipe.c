@@ -38,6 +38,20 @@ TEST_IMPL(recipe_refuses_reserved_packages)
     return 0;
 }
 
+/* How many photos (by sha256) two of recipe/'s lists share. */
+static int photos_in_both(const char *a, const char *b)
+{
+    char command[4096], *out;
+    snprintf(command, sizeof command,
+             "cut -f4 '%s/recipe/%s' '%s/recipe/%s' | grep -E '^[0-9a-f]{64}$' | sort | "
+             "uniq -d | wc -l",
+             test_source_dir(), a, test_source_dir(), b);
+    ASSERT_INT_EQ(test_run(command, &out, NULL), 0);
+    int shared = atoi(out);
+    free(out);
+    return shared;
+}
+
 /* The list for independent evaluation is the mirror image of the training list: fetched
  * only with --independent, which takes nothing else; no photo is in both lists. */
 TEST_IMPL(recipe_independent_photos_are_reserved_ones_only)
@@ -71,12 +85,7 @@ TEST_IMPL(recipe_independent_photos_are_reserved_ones_only)
     ASSERT_CONTAINS(err, "21 rows skipped");
 
     /* no photo in both lists */
-    snprintf(command, sizeof command,
-             "cut -f4 '%s/recipe/independent-photos.tsv' '%s/recipe/photo-sources.tsv' | "
-             "grep -E '^[0-9a-f]{64}$' | sort | uniq -d | wc -l",
-             test_source_dir(), test_source_dir());
-    test_run(command, &out, NULL);
-    ASSERT_STR_EQ(out, "0\n");
+    ASSERT_INT_EQ(photos_in_both("independent-photos.tsv", "photo-sources.tsv"), 0);
     return 0;
 }
 
@@ -95,12 +104,7 @@ TEST_IMPL(recipe_more_photos_are_allowed_and_new)
     ASSERT_CONTAINS(err, "244 rows skipped");
 
     /* none of them is one of the independent photos either */
-    snprintf(command, sizeof command,
-             "cut -f4 '%s/recipe/independent-photos.tsv' '%s/recipe/more-photos.tsv' | "
-             "grep -E '^[0-9a-f]{64}$' | sort | uniq -d | wc -l",
-             test_source_dir(), test_source_dir());
-    test_run(command, &out, NULL);
-    ASSERT_STR_EQ(out, "0\n");
+    ASSERT_INT_EQ(photos_in_both("independent-photos.tsv", "more-photos.tsv"), 0);
 
     /* two rows stored under one name: refused, naming the second */
     char *tsv = test_path("twice.tsv");
