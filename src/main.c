@@ -577,8 +577,8 @@ static const char synth_usage[] =
     "some scaled down like web images.  Blurred ones get a Gaussian, defocus, linear\n"
     "motion or shaken-camera blur, from barely visible to strong; busy textures are\n"
     "blurred and low-texture scenes kept sharp, so that texture alone tells nothing;\n"
-    "15% of the clear ones keep a sharp subject before a defocused background (kernel\n"
-    "dof in labels.csv), since a shallow depth of field is a sharp photo.  An image\n"
+    "about 15% of the clear ones keep a sharp subject before a defocused background\n"
+    "(kernel dof in labels.csv), since a shallow depth of field is a sharp photo.  An image\n"
     "that does not look like its label is cut and blurred again (up to 8 draws): a\n"
     "clear one that is soft already (a photo out of focus there), or a blurred one\n"
     "whose blur took away too little; labels.csv records both measures (kept,\n"
@@ -665,7 +665,8 @@ static int command_synth(int argc, char **argv)
                 "blurd: wrote %zu blurred and %zu clear images (gaussian %zu, disk %zu, motion "
                 "%zu, shake %zu; %zu clear with a shallow depth of field) from %zu photos into "
                 "%s in %.1f s; drawn again: %zu blurred whose blur hid too little, %zu clear "
-                "that looked soft (kept as the best of %d draws: %zu and %zu)%s\n",
+                "that looked soft; still so after %d draws, kept as the best of them: %zu "
+                "blurred, %zu clear%s\n",
                 summary.written[BLURD_DATASET_BLURRED], summary.written[BLURD_DATASET_CLEAR],
                 summary.kernels[BLURD_SYNTH_GAUSSIAN], summary.kernels[BLURD_SYNTH_DISK],
                 summary.kernels[BLURD_SYNTH_MOTION], summary.kernels[BLURD_SYNTH_SHAKE],

@@ -119,8 +119,19 @@ TEST_IMPL(recipe_more_photos_are_allowed_and_new)
              "--packages none-such",
              test_source_dir(), tsv, test_tmpdir(), test_tmpdir());
     ASSERT(test_run(command, NULL, &err) != 0);
-    ASSERT_CONTAINS(err, "cal2/moon.jpg: stored as scribus-template--moon.jpg");
-    ASSERT_CONTAINS(err, "which another row already is");
+    ASSERT_CONTAINS(err, "cal2/moon.jpg: its stored name scribus-template--moon.jpg is taken "
+                         "already by scribus-template usr/share/scribus/templates/br2/moon.jpg");
+
+    /* one photo in two rows: refused, naming both */
+    static const char same[] = "package\tversion\tpath\tsha256\n"
+                               "scribus-template\t1\tusr/share/scribus/templates/br2/moon.jpg\t"
+                               "aa\t1\t1\tastro\tsharp\tGPL\n"
+                               "scribus-template\t1\tusr/share/scribus/templates/br2/sun.jpg\t"
+                               "aa\t1\t1\tastro\tsharp\tGPL\n";
+    test_write_file(tsv, same, strlen(same));
+    ASSERT(test_run(command, NULL, &err) != 0);
+    ASSERT_CONTAINS(err, "br2/sun.jpg: the same photo (sha256 aa) as scribus-template "
+                         "usr/share/scribus/templates/br2/moon.jpg");
     return 0;
 }
 

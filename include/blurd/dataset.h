@@ -126,9 +126,9 @@ struct blurd_synth_options {
 #define BLURD_SYNTH_MAX_COUNT     1000000
 
 /* What a made image must look like, measured on its pixels before noise and JPEG: a clear
- * one must lose more than 1 - BLURD_SYNTH_CLEAR_SOFTNESS_MAX of its fine detail (the
+ * one must lose at least 1 - BLURD_SYNTH_CLEAR_SOFTNESS_MAX of its fine detail (the
  * energy of its Laplacian) to a further Gaussian blur of sigma 1 px, so that it is not soft
- * already, and a blurred one's blur must have removed more than 1 -
+ * already, and a blurred one's blur must have removed at least 1 -
  * BLURD_SYNTH_BLURRED_KEPT_MAX of the crop's.  An image that does not is drawn again, up
  * to BLURD_SYNTH_MAX_ATTEMPTS times. */
 #define BLURD_SYNTH_CLEAR_SOFTNESS_MAX 0.15
