@@ -56,7 +56,7 @@ static int photos_in_both(const char *a, const char *b)
  * only with --independent, which takes nothing else; no photo is in both lists. */
 TEST_IMPL(recipe_independent_photos_are_reserved_ones_only)
 {
-    char *tsv = test_path("sources.tsv"), command[4096], *out, *err;
+    char *tsv = test_path("sources.tsv"), command[4096], *err;
     const char *allowed = "package\tversion\tpath\tsha256\n"
                           "mate-backgrounds\t1.26.0-1\tusr/share/backgrounds/mate/nature/"
                           "Aqua.jpg\t00\t1\t1\tmacro\tsharp\tGPL-2+\n";
@@ -94,7 +94,7 @@ TEST_IMPL(recipe_independent_photos_are_reserved_ones_only)
  * repeats a stored name is refused. */
 TEST_IMPL(recipe_more_photos_are_allowed_and_new)
 {
-    char command[4096], *out, *err;
+    char command[4096], *err;
     snprintf(command, sizeof command,
              "python3 '%s/recipe/fetch-photos' '%s/recipe/photo-sources.tsv' '%s/out' "
              "--more '%s/recipe/more-photos.tsv' --cache '%s/cache' --packages none-such",
