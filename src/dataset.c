@@ -119,7 +119,7 @@ static const char *const kernel_names[BLURD_SYNTH_KERNELS] = {"none",   "gaussia
  * image's softness is measured against a Gaussian of this sigma. */
 #define DETAIL_BORDER 4
 #define SOFT_SIGMA    1.0
-/* fine_detail()'s blur reaches ceil(3 sigma) pixels, clamped at the image's edge; the
+/* blur_grey() reaches ceil(3 sigma) pixels, clamped at the image's edge; the
  * border must cover that reach and the Laplacian's one pixel more */
 _Static_assert(3 * SOFT_SIGMA + 1 <= DETAIL_BORDER, "the border must cover the blur's reach");
 
@@ -1284,50 +1284,20 @@ static int blend_focus(VipsImage *sharp, VipsImage *defocused, double cx, double
     return rc;
 }
 
-/* Fine detail of a w x h x 3 float image: the mean square of the grey image's Laplacian
- * (four neighbours), after a Gaussian of sigma `sigma` pixels (0: none).  Squares weigh
- * the strongest detail most, so a crop's figure follows its sharpest part, and second
- * differences all but ignore smooth shading, so a sharp subject before a soft background
- * still measures sharp.  The outer DETAIL_BORDER pixels are left out, where a filter would
- * read past the image. */
-static double fine_detail(const float *rgb, int w, int h, double sigma)
+/* The grey values of a w x h x 3 float image, into `g`. */
+static void grey_of(const float *rgb, size_t n, float *g)
 {
-    if (w <= 2 * DETAIL_BORDER + 1 || h <= 2 * DETAIL_BORDER + 1)
-        return 0.0;
-    size_t n = (size_t)w * (size_t)h;
-    float *g = malloc(n * sizeof *g), *t = malloc(n * sizeof *t);
-    if (g == NULL || t == NULL) {
-        free(g);
-        free(t);
-        return -1.0;
-    }
     for (size_t i = 0; i < n; i++)
         g[i] = 0.299f * rgb[3 * i] + 0.587f * rgb[3 * i + 1] + 0.114f * rgb[3 * i + 2];
-    if (sigma > 0.0) {
-        /* separable, taps to 3 sigma, clamped at the edges (only the border reads them) */
-        int r = (int)ceil(3.0 * sigma);
-        double taps[16], sum = 0.0;
-        r = r > 15 ? 15 : r;
-        for (int k = 0; k <= r; k++) {
-            taps[k] = exp(-0.5 * k * k / (sigma * sigma));
-            sum += k == 0 ? taps[k] : 2.0 * taps[k];
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            const float *src = pass == 0 ? g : t;
-            float *dst = pass == 0 ? t : g;
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++) {
-                    double v = 0.0;
-                    for (int k = -r; k <= r; k++) {
-                        int xx = pass == 0 ? x + k : x, yy = pass == 0 ? y : y + k;
-                        xx = xx < 0 ? 0 : xx >= w ? w - 1 : xx;
-                        yy = yy < 0 ? 0 : yy >= h ? h - 1 : yy;
-                        v += taps[abs(k)] * (double)src[(size_t)yy * (size_t)w + (size_t)xx];
-                    }
-                    dst[(size_t)y * (size_t)w + (size_t)x] = (float)(v / sum);
-                }
-        }
-    }
+}
+
+/* Fine detail of a w x h grey image: the mean square of its Laplacian (four neighbours).
+ * Squares weigh the strongest detail most, so a crop's figure follows its sharpest part,
+ * and second differences all but ignore smooth shading, so a sharp subject before a soft
+ * background still measures sharp.  The outer DETAIL_BORDER pixels are left out, where a
+ * filter would read past the image. */
+static double fine_detail(const float *g, int w, int h)
+{
     double total = 0.0;
     size_t count = 0;
     for (int y = DETAIL_BORDER; y < h - DETAIL_BORDER - 1; y++)
@@ -1338,9 +1308,36 @@ static double fine_detail(const float *rgb, int w, int h, double sigma)
             total += lap * lap;
             count++;
         }
-    free(g);
-    free(t);
     return count > 0 ? total / (double)count : 0.0;
+}
+
+/* A Gaussian of sigma `sigma` on the w x h grey image `g`, in place (`scratch` as large):
+ * separable, taps to 3 sigma, clamped at the edges (only fine_detail()'s border reads
+ * them). */
+static void blur_grey(float *g, float *scratch, int w, int h, double sigma)
+{
+    int r = (int)ceil(3.0 * sigma);
+    double taps[16], sum = 0.0;
+    r = r > 15 ? 15 : r;
+    for (int k = 0; k <= r; k++) {
+        taps[k] = exp(-0.5 * k * k / (sigma * sigma));
+        sum += k == 0 ? taps[k] : 2.0 * taps[k];
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const float *src = pass == 0 ? g : scratch;
+        float *dst = pass == 0 ? scratch : g;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double v = 0.0;
+                for (int k = -r; k <= r; k++) {
+                    int xx = pass == 0 ? x + k : x, yy = pass == 0 ? y : y + k;
+                    xx = xx < 0 ? 0 : xx >= w ? w - 1 : xx;
+                    yy = yy < 0 ? 0 : yy >= h ? h - 1 : yy;
+                    v += taps[abs(k)] * (double)src[(size_t)yy * (size_t)w + (size_t)xx];
+                }
+                dst[(size_t)y * (size_t)w + (size_t)x] = (float)(v / sum);
+            }
+    }
 }
 
 /* a / b for two fine-detail figures: 1 when there is nothing to compare */
@@ -1457,17 +1454,32 @@ static int render(const struct photo *photo, const struct plan *plan,
         return blurd_error_set(err, BLURD_EIO, "cannot make an image: %s", reason);
     }
     /* Out of memory in a measure must fail the image, not pass it as doubtful: which draw
-     * is kept would then depend on the memory free. */
-    double detail = fine_detail(*pixels, *width, *height, 0.0);
-    double softened = fine_detail(*pixels, *width, *height, SOFT_SIGMA);
-    bool blurred = before != NULL;
-    double unblurred = blurred ? fine_detail(before, *width, *height, 0.0) : detail;
-    g_free(before);
-    if (detail < 0.0 || softened < 0.0 || unblurred < 0.0) {
+     * is kept would then depend on the memory free.  Two grey buffers serve all three
+     * figures: the image's own, then the unblurred crop's in the second, which is then the
+     * blur's scratch. */
+    size_t n = (size_t)*width * (size_t)*height;
+    float *grey = malloc(n * sizeof *grey), *second = malloc(n * sizeof *second);
+    if (grey == NULL || second == NULL) {
+        free(grey);
+        free(second);
+        g_free(before);
         g_free(*pixels);
         *pixels = NULL;
         return blurd_error_set(err, BLURD_ENOMEM, "out of memory measuring an image");
     }
+    grey_of(*pixels, n, grey);
+    double detail = fine_detail(grey, *width, *height);
+    bool blurred = before != NULL;
+    double unblurred = detail;
+    if (blurred) {
+        grey_of(before, n, second);
+        unblurred = fine_detail(second, *width, *height);
+    }
+    g_free(before);
+    blur_grey(grey, second, *width, *height, SOFT_SIGMA);
+    double softened = fine_detail(grey, *width, *height);
+    free(grey);
+    free(second);
     measures->kept = blurred ? detail_ratio(detail, unblurred) : 1.0;
     measures->softness = detail_ratio(softened, detail);
     return 0;

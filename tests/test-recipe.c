@@ -89,6 +89,26 @@ TEST_IMPL(recipe_independent_photos_are_reserved_ones_only)
     return 0;
 }
 
+/* fetch-photos on a list of two scribus rows, the first br2/moon.jpg with sha256 "aa", the
+ * second as given: it must refuse the list (before fetching anything); its stderr. */
+static char *fetch_two_rows(const char *second_path, const char *second_sha256)
+{
+    char *tsv = test_path("two-rows.tsv"), list[1024], command[4096], *err;
+    snprintf(list, sizeof list,
+             "package\tversion\tpath\tsha256\n"
+             "scribus-template\t1\tusr/share/scribus/templates/br2/moon.jpg\taa\t1\t1\tastro\t"
+             "sharp\tGPL\n"
+             "scribus-template\t1\t%s\t%s\t1\t1\tastro\tsharp\tGPL\n",
+             second_path, second_sha256);
+    test_write_file(tsv, list, strlen(list));
+    snprintf(command, sizeof command,
+             "python3 '%s/recipe/fetch-photos' '%s' '%s/out-two-rows' --cache '%s/cache' "
+             "--packages none-such",
+             test_source_dir(), tsv, test_tmpdir(), test_tmpdir());
+    ASSERT(test_run(command, NULL, &err) != 0);
+    return err;
+}
+
 /* The second list passes the same checks as the first (nothing reserved; no photo, and no
  * stored name, twice across both lists) without anything being fetched; a list that
  * repeats a stored name is refused. */
@@ -107,31 +127,15 @@ TEST_IMPL(recipe_more_photos_are_allowed_and_new)
     ASSERT_INT_EQ(photos_in_both("independent-photos.tsv", "more-photos.tsv"), 0);
 
     /* two rows stored under one name: refused, naming the second */
-    char *tsv = test_path("twice.tsv");
-    static const char twice[] = "package\tversion\tpath\tsha256\n"
-                                "scribus-template\t1\tusr/share/scribus/templates/br2/moon.jpg\t"
-                                "aa\t1\t1\tastro\tsharp\tGPL\n"
-                                "scribus-template\t1\tusr/share/scribus/templates/cal2/moon.jpg\t"
-                                "bb\t1\t1\tastro\tsharp\tGPL\n";
-    test_write_file(tsv, twice, strlen(twice));
-    snprintf(command, sizeof command,
-             "python3 '%s/recipe/fetch-photos' '%s' '%s/out2' --cache '%s/cache' "
-             "--packages none-such",
-             test_source_dir(), tsv, test_tmpdir(), test_tmpdir());
-    ASSERT(test_run(command, NULL, &err) != 0);
-    ASSERT_CONTAINS(err, "cal2/moon.jpg: its stored name scribus-template--moon.jpg is taken "
-                         "already by scribus-template usr/share/scribus/templates/br2/moon.jpg");
+    char *err_twice = fetch_two_rows("usr/share/scribus/templates/cal2/moon.jpg", "bb");
+    ASSERT_CONTAINS(err_twice, "cal2/moon.jpg: its stored name scribus-template--moon.jpg is "
+                               "taken already by scribus-template "
+                               "usr/share/scribus/templates/br2/moon.jpg");
 
     /* one photo in two rows: refused, naming both */
-    static const char same[] = "package\tversion\tpath\tsha256\n"
-                               "scribus-template\t1\tusr/share/scribus/templates/br2/moon.jpg\t"
-                               "aa\t1\t1\tastro\tsharp\tGPL\n"
-                               "scribus-template\t1\tusr/share/scribus/templates/br2/sun.jpg\t"
-                               "aa\t1\t1\tastro\tsharp\tGPL\n";
-    test_write_file(tsv, same, strlen(same));
-    ASSERT(test_run(command, NULL, &err) != 0);
-    ASSERT_CONTAINS(err, "br2/sun.jpg: the same photo (sha256 aa) as scribus-template "
-                         "usr/share/scribus/templates/br2/moon.jpg");
+    char *err_same = fetch_two_rows("usr/share/scribus/templates/br2/sun.jpg", "aa");
+    ASSERT_CONTAINS(err_same, "br2/sun.jpg: the same photo (sha256 aa) as scribus-template "
+                              "usr/share/scribus/templates/br2/moon.jpg");
     return 0;
 }
 
