@@ -260,5 +260,13 @@ TEST_IMPL(recipe_hard_cases_reports_both_methods)
     ASSERT_CONTAINS(out, "low-texture scenes, sharp");
     ASSERT_CONTAINS(out, "balanced accuracy: model ");
     ASSERT_CONTAINS(out, "blur at least sigma 1.5 px (");
+    /* the interval over the photos holds the figure measured on all of them */
+    double point, low, high;
+    const char *figure = strstr(out, "balanced accuracy: model ");
+    const char *interval = strstr(out, "source photos: 95% interval ");
+    ASSERT(figure != NULL && interval != NULL);
+    ASSERT_INT_EQ(sscanf(figure, "balanced accuracy: model %lf%%", &point), 1);
+    ASSERT_INT_EQ(sscanf(interval, "source photos: 95%% interval %lf%% to %lf%%", &low, &high), 2);
+    ASSERT(low <= point && point <= high && high <= 100.0);
     return 0;
 }
