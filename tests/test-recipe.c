@@ -263,10 +263,11 @@ TEST_IMPL(recipe_hard_cases_reports_both_methods)
     /* the interval over the photos holds the figure measured on all of them */
     double point, low, high;
     const char *figure = strstr(out, "balanced accuracy: model ");
-    const char *interval = strstr(out, "source photos: 95% interval ");
+    const char *interval = strstr(out, "over the 6 source photos: 95% interval ");
     ASSERT(figure != NULL && interval != NULL);
     ASSERT_INT_EQ(sscanf(figure, "balanced accuracy: model %lf%%", &point), 1);
-    ASSERT_INT_EQ(sscanf(interval, "source photos: 95%% interval %lf%% to %lf%%", &low, &high), 2);
+    ASSERT_INT_EQ(
+        sscanf(interval, "over the 6 source photos: 95%% interval %lf%% to %lf%%", &low, &high), 2);
     ASSERT(low <= point && point <= high && high <= 100.0);
     return 0;
 }

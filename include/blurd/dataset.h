@@ -132,7 +132,7 @@ struct blurd_synth_options {
  * BLURD_SYNTH_BLURRED_KEPT_MAX of the crop's.  An image that does not is drawn again, up
  * to BLURD_SYNTH_MAX_ATTEMPTS times. */
 #define BLURD_SYNTH_CLEAR_SOFTNESS_MAX 0.15
-#define BLURD_SYNTH_BLURRED_KEPT_MAX   0.30 /* 0.15 was measured worse: models/README.md */
+#define BLURD_SYNTH_BLURRED_KEPT_MAX   0.30 /* 0.15, with 6750 images: worse, models/README.md */
 #define BLURD_SYNTH_MAX_ATTEMPTS       8
 
 struct blurd_synth_summary {
