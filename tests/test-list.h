@@ -151,6 +151,7 @@
     X(recipe_leaves_out_soft_photos)                                        \
     X(recipe_side_by_side_pictures)                                         \
     X(recipe_hard_cases_reports_both_methods)                               \
+    X(recipe_make_set_reuses_only_the_same_set)                             \
     /* metrics */                                                           \
     X(metrics_confusion_accuracy_balanced_accuracy)                         \
     X(metrics_auc_by_hand_with_ties)                                        \

@@ -2,10 +2,12 @@
  * independent evaluation (it refuses a list naming them before downloading anything),
  * fetching them only for independent-eval, and leaves out the photos listed as soft at full
  * size; side-by-side makes the pictures
- * they were judged on; and its hard-cases report scores a synth set with both methods. */
+ * they were judged on; and its hard-cases report scores a synth set with both methods; make-set
+ * reuses a labelled set only when it was made the same way. */
 #include "test.h"
 
 #include <string.h>
+#include <unistd.h>
 
 TEST_IMPL(recipe_refuses_reserved_packages)
 {
@@ -269,5 +271,82 @@ TEST_IMPL(recipe_hard_cases_reports_both_methods)
     ASSERT_INT_EQ(
         sscanf(interval, "over the 6 source photos: 95%% interval %lf%% to %lf%%", &low, &high), 2);
     ASSERT(low <= point && point <= high && high <= 100.0);
+    return 0;
+}
+
+/* Runs recipe/make-set on the sample photos into TMP/set; returns its exit status. */
+static int make_set(int count, int seed, char **err)
+{
+    char command[4096];
+    snprintf(command, sizeof command,
+             "BLURD='%s' '%s/recipe/make-set' '%s/set' '%s/data/samples/Undistorted' %d %d",
+             test_blurd_binary(), test_source_dir(), test_tmpdir(), test_source_dir(), count, seed);
+    return test_run(command, NULL, err);
+}
+
+/* make-set makes a set and stamps how; it reuses that set untouched when asked for the same,
+ * refuses one made with another count or seed, without labels.csv or its softness column,
+ * checks and stamps a set an older recipe left unstamped, and makes a half-made set again. */
+TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
+{
+    char *err, *done = test_path("set.done"), *marker = test_path("set/marker");
+    ASSERT_INT_EQ(make_set(3, 5, &err), 0);
+    char *text = test_read_file(done, NULL);
+    ASSERT_STR_EQ(text, "recipe set version 1, count 3, seed 5\n");
+    free(text);
+    char *labels = test_read_file(test_path("set/labels.csv"), NULL);
+    ASSERT(strncmp(labels, "file,label,", 11) == 0 && strstr(labels, ",softness") != NULL);
+    size_t rows = 0;
+    for (const char *c = labels; *c != '\0'; c++)
+        rows += *c == '\n';
+    ASSERT_INT_EQ((int)rows, 1 + 2 * 3);
+
+    /* the same set again: reused as it is (a file put beside it stays) */
+    test_write_file(marker, "x", 1);
+    ASSERT_INT_EQ(make_set(3, 5, &err), 0);
+    ASSERT_CONTAINS(err, "reusing");
+    ASSERT(access(marker, F_OK) == 0);
+
+    /* another count or seed: refused, naming how the set was made, and left alone */
+    ASSERT_INT_EQ(make_set(4, 5, &err), 2);
+    ASSERT_CONTAINS(err, "made as 'recipe set version 1, count 3, seed 5'");
+    ASSERT_INT_EQ(make_set(3, 6, &err), 2);
+    ASSERT_CONTAINS(err, "remove ");
+    ASSERT(access(marker, F_OK) == 0);
+
+    /* unstamped (an older recipe): checked by its number of images, then stamped */
+    test_write_file(done, "", 0);
+    ASSERT_INT_EQ(make_set(4, 5, &err), 2);
+    ASSERT_CONTAINS(err, "it holds 6 images, not 2 x 4");
+    text = test_read_file(done, NULL);
+    ASSERT_STR_EQ(text, "");
+    free(text);
+    ASSERT_INT_EQ(make_set(3, 5, &err), 0);
+    text = test_read_file(done, NULL);
+    ASSERT_STR_EQ(text, "recipe set version 1, count 3, seed 5\n");
+    free(text);
+
+    /* labels.csv without the softness column, or gone */
+    char command[4096];
+    snprintf(command, sizeof command,
+             "cd '%s/set' && cp labels.csv saved.csv && "
+             "sed -i '1s/,softness//' labels.csv",
+             test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
+    ASSERT_INT_EQ(make_set(3, 5, &err), 2);
+    ASSERT_CONTAINS(err, "softness column");
+    snprintf(command, sizeof command, "rm '%s/set/labels.csv'", test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
+    ASSERT_INT_EQ(make_set(3, 5, &err), 2);
+    ASSERT_CONTAINS(err, "no labels.csv");
+
+    /* half made (no .done): made again from scratch */
+    ASSERT_INT_EQ(unlink(done), 0);
+    ASSERT_INT_EQ(make_set(3, 5, &err), 0);
+    ASSERT(access(marker, F_OK) != 0);
+    free(labels);
+    labels = test_read_file(test_path("set/labels.csv"), NULL);
+    ASSERT(strstr(labels, ",softness") != NULL);
+    free(labels);
     return 0;
 }
