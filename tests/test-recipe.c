@@ -310,8 +310,11 @@ TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
     /* another count or seed: refused, naming how the set was made, and left alone */
     ASSERT_INT_EQ(make_set(4, 5, &err), 2);
     ASSERT_CONTAINS(err, "made as 'recipe set version 1, count 3, seed 5'");
+    ASSERT_CONTAINS(err, "TRAIN_COUNT or HOLDOUT_COUNT");
     ASSERT_INT_EQ(make_set(3, 6, &err), 2);
-    ASSERT_CONTAINS(err, "remove ");
+    ASSERT_CONTAINS(err,
+                    "count 3, seed 6): it was made as 'recipe set version 1, count 3, seed 5'");
+    ASSERT(strstr(err, "TRAIN_COUNT") == NULL);
     ASSERT(access(marker, F_OK) == 0);
 
     /* unstamped (an older recipe): checked by its number of images, then stamped */
@@ -328,13 +331,11 @@ TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
 
     /* labels.csv without the softness column, or gone */
     char command[4096];
-    snprintf(command, sizeof command,
-             "cd '%s/set' && cp labels.csv saved.csv && "
-             "sed -i '1s/,softness//' labels.csv",
+    snprintf(command, sizeof command, "cd '%s/set' && sed -i '1s/,softness//' labels.csv",
              test_tmpdir());
     ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
     ASSERT_INT_EQ(make_set(3, 5, &err), 2);
-    ASSERT_CONTAINS(err, "softness column");
+    ASSERT_CONTAINS(err, "no kept and softness columns");
     snprintf(command, sizeof command, "rm '%s/set/labels.csv'", test_tmpdir());
     ASSERT_INT_EQ(test_run(command, NULL, NULL), 0);
     ASSERT_INT_EQ(make_set(3, 5, &err), 2);
@@ -348,5 +349,11 @@ TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
     labels = test_read_file(test_path("set/labels.csv"), NULL);
     ASSERT(strstr(labels, ",softness") != NULL);
     free(labels);
+    text = test_read_file(done, NULL);
+    ASSERT_STR_EQ(text, "recipe set version 1, count 3, seed 5\n");
+    free(text);
+    /* a count that is not a number is a usage error */
+    ASSERT_INT_EQ(make_set(-1, 5, &err), 2);
+    ASSERT_CONTAINS(err, "usage: make-set");
     return 0;
 }
