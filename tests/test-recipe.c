@@ -111,9 +111,9 @@ static char *fetch_two_rows(const char *second_path, const char *second_sha256)
     return err;
 }
 
-/* The second list passes the same checks as the first (nothing reserved; no photo, and no
- * stored name, twice across both lists) without anything being fetched; a list that
- * repeats a stored name is refused. */
+/* The second list, and the further one with it, pass the same checks as the first (nothing
+ * reserved; no photo, and no stored name, twice across the lists) without anything being
+ * fetched; a list that repeats a stored name is refused. */
 TEST_IMPL(recipe_more_photos_are_allowed_and_new)
 {
     char command[4096], *err;
@@ -127,6 +127,16 @@ TEST_IMPL(recipe_more_photos_are_allowed_and_new)
 
     /* none of them is one of the independent photos either */
     ASSERT_INT_EQ(photos_in_both("independent-photos.tsv", "more-photos.tsv"), 0);
+
+    /* further-photos.tsv's rows, taken with more-photos.tsv's as its header says, pass too */
+    snprintf(command, sizeof command,
+             "cd '%s/recipe' && (cat more-photos.tsv; tail -n +3 further-photos.tsv) > "
+             "'%s/all-more.tsv' && python3 fetch-photos photo-sources.tsv '%s/out-all' "
+             "--more '%s/all-more.tsv' --cache '%s/cache' --packages none-such",
+             test_source_dir(), test_tmpdir(), test_tmpdir(), test_tmpdir(), test_tmpdir());
+    ASSERT_INT_EQ(test_run(command, NULL, &err), 0);
+    ASSERT_CONTAINS(err, "347 rows skipped");
+    ASSERT_INT_EQ(photos_in_both("independent-photos.tsv", "further-photos.tsv"), 0);
 
     /* two rows stored under one name: refused, naming the second */
     char *err_twice = fetch_two_rows("usr/share/scribus/templates/cal2/moon.jpg", "bb");
