@@ -34,14 +34,6 @@ static char *make_photos(void)
     return dir;
 }
 
-static int count_lines(const char *text)
-{
-    int n = 0;
-    for (const char *c = text; *c; c++)
-        n += *c == '\n';
-    return n;
-}
-
 /* Removes the last comma-separated field of every line, in place. */
 static void drop_last_csv_field(char *text)
 {
@@ -138,7 +130,7 @@ TEST_IMPL(cli_classify_formats_and_order)
     snprintf(args, sizeof args, "classify -m '%s' -j 2 '%s'", model, photos);
     status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
-    ASSERT_INT_EQ(count_lines(out), 4);
+    ASSERT_INT_EQ(test_count_lines(out), 4);
     ASSERT(strstr(out, "a.jpg") < strstr(out, "b.png"));
     ASSERT(strstr(out, "b.png") < strstr(out, "c.webp"));
     ASSERT_CONTAINS(out, "900    600");
@@ -149,7 +141,7 @@ TEST_IMPL(cli_classify_formats_and_order)
     status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "path,verdict,p_blurred,p_clear,width,height,milliseconds\n");
-    ASSERT_INT_EQ(count_lines(out), 4);
+    ASSERT_INT_EQ(test_count_lines(out), 4);
 
     /* json: a valid array of 3 records whose probabilities add up to 1 */
     snprintf(args, sizeof args, "classify -m '%s' --format json '%s'", model, photos);
@@ -208,7 +200,7 @@ TEST_IMPL(cli_classify_bad_files_are_reported_and_skipped)
     snprintf(args, sizeof args, "classify -m '%s' '%s' '%s/missing.jpg'", model, photos, photos);
     status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 1);
-    ASSERT_INT_EQ(count_lines(out), 4); /* header + the three good images */
+    ASSERT_INT_EQ(test_count_lines(out), 4); /* header + the three good images */
     ASSERT_CONTAINS(err, "empty.jpg");
     ASSERT_CONTAINS(err, "text.jpg");
     ASSERT_CONTAINS(err, "truncated.jpg");
@@ -234,7 +226,7 @@ TEST_IMPL(cli_classify_corrupt_model_is_refused)
     status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 2);
     ASSERT_CONTAINS(err, "cut.safetensors");
-    ASSERT_INT_EQ(count_lines(err), 1);
+    ASSERT_INT_EQ(test_count_lines(err), 1);
     ASSERT_INT_EQ(strlen(out), 0);
     return 0;
 }
@@ -284,7 +276,7 @@ TEST_IMPL(cli_classify_sample_data)
              test_source_dir());
     status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
-    ASSERT(count_lines(out) >= 9);
+    ASSERT(test_count_lines(out) >= 9);
     ASSERT_CONTAINS(out, "/Blurred/");
     ASSERT_CONTAINS(out, "/Undistorted/");
     ASSERT_CONTAINS(err, " 0 failed");

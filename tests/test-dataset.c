@@ -728,10 +728,7 @@ TEST_IMPL(dataset_cli_synth_end_to_end)
     ASSERT_INT_EQ(count_entries(test_path("set/Blurred")), 6);
     ASSERT_INT_EQ(count_entries(test_path("set/Undistorted")), 6);
     char *labels = test_read_file(test_path("set/labels.csv"), NULL);
-    int lines = 0;
-    for (char *c = labels; *c; c++)
-        lines += *c == '\n';
-    ASSERT_INT_EQ(lines, 13);
+    ASSERT_INT_EQ(test_count_lines(labels), 13);
     ASSERT_CONTAINS(labels, "Blurred/00005.jpg,blurred,wood.jpg,");
     ASSERT_CONTAINS(labels, "Undistorted/00000.jpg,clear,astronaut.jpg,none,0.00,");
     free(labels);

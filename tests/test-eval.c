@@ -29,14 +29,6 @@ static char *make_data(const char *name)
     return data;
 }
 
-static int count_lines(const char *text)
-{
-    int n = 0;
-    for (const char *c = text; *c; c++)
-        n += *c == '\n';
-    return n;
-}
-
 /* The method object named `name` in an eval JSON report. */
 static json_t *method(json_t *report, const char *name)
 {
@@ -70,7 +62,7 @@ TEST_IMPL(eval_classify_laplacian_needs_no_model)
     snprintf(args, sizeof args, "classify --method laplacian -r '%s'", samples);
     status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
-    ASSERT_INT_EQ(count_lines(out), 13);
+    ASSERT_INT_EQ(test_count_lines(out), 13);
     ASSERT_CONTAINS(out, "score");
     ASSERT(strstr(out, "p_blurred") == NULL);
     ASSERT_CONTAINS(err, "12 judged");

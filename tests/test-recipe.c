@@ -1,9 +1,9 @@
 /* test-recipe.c - the model recipe's photo fetcher never touches the photos reserved for
  * independent evaluation (it refuses a list naming them before downloading anything),
  * fetching them only for independent-eval, and leaves out the photos listed as soft at full
- * size; side-by-side makes the pictures
- * they were judged on; and its hard-cases report scores a synth set with both methods; make-set
- * reuses a labelled set only when it was made the same way. */
+ * size; side-by-side makes the pictures they were judged on; its hard-cases report scores a
+ * synth set with both methods; and make-set reuses a labelled set only when it was made the
+ * same way. */
 #include "test.h"
 
 #include <string.h>
@@ -295,7 +295,8 @@ static int make_set(int count, int seed, char **err)
 }
 
 /* make-set makes a set and stamps how; it reuses that set untouched when asked for the same,
- * refuses one made with another count or seed, without labels.csv or its softness column,
+ * refuses one made with another count or seed, without labels.csv or its kept and softness
+ * columns,
  * checks and stamps a set an older recipe left unstamped, and makes a half-made set again. */
 TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
 {
@@ -306,10 +307,7 @@ TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
     free(text);
     char *labels = test_read_file(test_path("set/labels.csv"), NULL);
     ASSERT(strncmp(labels, "file,label,", 11) == 0 && strstr(labels, ",softness") != NULL);
-    size_t rows = 0;
-    for (const char *c = labels; *c != '\0'; c++)
-        rows += *c == '\n';
-    ASSERT_INT_EQ((int)rows, 1 + 2 * 3);
+    ASSERT_INT_EQ(test_count_lines(labels), 1 + 2 * 3);
 
     /* the same set again: reused as it is (a file put beside it stays) */
     test_write_file(marker, "x", 1);
@@ -339,7 +337,7 @@ TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
     ASSERT_STR_EQ(text, "recipe set version 1, count 3, seed 5\n");
     free(text);
 
-    /* labels.csv without the softness column, or gone */
+    /* labels.csv without the kept and softness columns, or gone */
     char command[4096];
     snprintf(command, sizeof command, "cd '%s/set' && sed -i '1s/,softness//' labels.csv",
              test_tmpdir());

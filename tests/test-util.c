@@ -61,6 +61,14 @@ void test_write_file(const char *path, const void *data, size_t n)
         TEST_FAIL("cannot close %s: %s", path, strerror(errno));
 }
 
+int test_count_lines(const char *text)
+{
+    int n = 0;
+    for (const char *c = text; *c != '\0'; c++)
+        n += *c == '\n';
+    return n;
+}
+
 char *test_read_file(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");

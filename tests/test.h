@@ -75,6 +75,9 @@ void test_write_file(const char *path, const void *data, size_t n);
 /* Reads a whole file into a NUL-terminated malloc'd buffer; sets *n if not NULL. */
 char *test_read_file(const char *path, size_t *n);
 
+/* The number of newline characters in `text`. */
+int test_count_lines(const char *text);
+
 /* The source tree (BLURD_SOURCE, set by `make check`) and the binary under test (BLURD). */
 const char *test_source_dir(void);
 const char *test_blurd_binary(void);
