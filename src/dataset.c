@@ -52,10 +52,10 @@
  *   and finishing), up to 8 times, a clear one shrunk for the web in the second half of
  *   them, since a soft photo shrunk is a sharp image; if none passes, the least doubtful
  *   draw is kept and counted.  A redraw can drop or gain a shallow depth of field, so their
- *   share is about 15%.  Known bias: only clear images are shrunk on a redraw, so scaled
- *   images are more common among clear ones (in the recipe's training set 38.8% of the
- *   clear images against 33.2% of the blurred), and the weakest blurs that fail are
- *   replaced by stronger ones (128 of its 4500 blurred images were drawn again).
+ *   share is about 15%.  A sample whose clear image ended shrunk has its blurred image
+ *   drawn shrunk too (every draw of it), so that scale does not give a soft photo's class
+ *   away.  Known bias: the weakest blurs that fail are replaced by stronger ones (128 of
+ *   the recipe's 4500 blurred images were drawn again).
  * - Camera-like finishing, drawn the same way for both classes and independently for each
  *   image: Gaussian noise of sigma 2..12 (0..255 scale) on 40% of the images, partly shared
  *   across channels like luma noise, added after the blur as a sensor adds it; then JPEG at
@@ -1078,6 +1078,7 @@ struct plan {
     double focus_x, focus_y, focus_r;   /* dof: the sharp zone's centre and radius, native */
     int crop_x, crop_y, crop_w, crop_h; /* at native resolution */
     double scale;                       /* 1, or the web-size downscale */
+    bool shrunk;                        /* drawn shrunk for the web (see make_image()) */
     double noise;                       /* sigma, 0..255 scale; 0: none */
     int quality;
     uint64_t noise_seed;
@@ -1185,6 +1186,7 @@ static void plan_image(const struct photo *photo, int label, int kernel, bool sh
         plan->shake_seed = rng_next(rng);
     }
     plan_size(rng, photo->width, photo->height, shrink, plan);
+    plan->shrunk = shrink;
     int w = plan->crop_w, h = plan->crop_h;
 
     int x_lo = 0, x_hi = photo->width - w, y_lo = 0, y_hi = photo->height - h;
@@ -1605,9 +1607,11 @@ static double doubt_limit(int label)
 /* Makes, encodes and writes image (sample, label) from `photo`.  A made image that does
  * not look like its label (label_doubt()) is drawn again from the same stream, a new crop
  * and blur, up to BLURD_SYNTH_MAX_ATTEMPTS times, a clear one shrunk for the web in the
- * second half of them; if none passes, the least doubtful is kept. */
+ * second half of them; if none passes, the least doubtful is kept.  `*shrunk` says whether
+ * the kept image was drawn shrunk; with `shrink` set every draw is, which is how a
+ * sample's blurred image follows its clear one (see make_sample()). */
 static int make_image(struct synth *run, const struct photo *photo, size_t photo_index,
-                      size_t sample, int label, int kernel, char *err)
+                      size_t sample, int label, int kernel, bool shrink, bool *shrunk, char *err)
 {
     struct rng rng;
     rng_seed(&rng, run->options->seed, sample, (uint64_t)label);
@@ -1618,8 +1622,9 @@ static int make_image(struct synth *run, const struct photo *photo, size_t photo
     while (attempts < BLURD_SYNTH_MAX_ATTEMPTS) {
         struct plan next_plan;
         /* A photo soft at full size still makes a sharp image shrunk for the web. */
-        bool shrink = label == BLURD_DATASET_CLEAR && attempts >= BLURD_SYNTH_MAX_ATTEMPTS / 2;
-        plan_image(photo, label, kernel, shrink, &rng, &next_plan);
+        bool shrink_this =
+            shrink || (label == BLURD_DATASET_CLEAR && attempts >= BLURD_SYNTH_MAX_ATTEMPTS / 2);
+        plan_image(photo, label, kernel, shrink_this, &rng, &next_plan);
         struct blurd_synth_mask mask = {0, 0, NULL};
         if (build_mask(&next_plan, &mask) != 0) {
             g_free(pixels);
@@ -1653,6 +1658,7 @@ static int make_image(struct synth *run, const struct photo *photo, size_t photo
         run->summary->redrawn[label]++;
     if (label_doubt(label, &measures) > doubt_limit(label))
         run->summary->doubtful[label]++;
+    *shrunk = plan.shrunk;
     uint8_t *rgb = finish(pixels, (size_t)width * (size_t)height * 3, &plan);
     void *jpeg = NULL;
     size_t jpeg_size = 0;
@@ -1677,6 +1683,29 @@ static int make_image(struct synth *run, const struct photo *photo, size_t photo
     run->summary->written[label]++;
     run->summary->kernels[plan.kernel]++;
     return 0;
+}
+
+/* Makes sample `sample`'s two images, the clear one first: when it had to be shrunk for
+ * the web to look sharp, the blurred one is shrunk too.  Otherwise a photo soft at full
+ * size would give clear images only shrunk and blurred ones mostly at full size, and a
+ * network could learn "this photo at full size" as blurred (in a training set made so,
+ * 23 of one ocean photo's 23 clear images were shrunk against 8 of its 23 blurred). */
+static int make_sample(struct synth *run, const struct photo *photo, size_t photo_index,
+                       size_t sample, int kernel, char *err)
+{
+    size_t total = 2 * (size_t)run->options->count;
+    bool clear_shrunk = false, blurred_shrunk = false;
+    int rc = make_image(run, photo, photo_index, sample, BLURD_DATASET_CLEAR, kernel, false,
+                        &clear_shrunk, err);
+    run->done++;
+    blurd_progress_show(&run->progress, run->done, total, 0);
+    if (rc == 0) {
+        rc = make_image(run, photo, photo_index, sample, BLURD_DATASET_BLURRED, kernel,
+                        clear_shrunk, &blurred_shrunk, err);
+        run->done++;
+        blurd_progress_show(&run->progress, run->done, total, 0);
+    }
+    return rc;
 }
 
 /* Writes a CSV field, quoted when it holds a delimiter, quote or line break. */
@@ -1888,11 +1917,7 @@ static int run_synth(struct synth *run, char *err)
         summary->photos++;
         for (size_t i = u; i < count && rc == 0; i += usable_count) {
             int kernel = BLURD_SYNTH_GAUSSIAN + (int)((i / usable_count + u) % 4);
-            for (int label = 0; label < BLURD_DATASET_CLASSES && rc == 0; label++) {
-                rc = make_image(run, &photo, p, i, label, kernel, err);
-                run->done++;
-                blurd_progress_show(&run->progress, run->done, 2 * (size_t)run->options->count, 0);
-            }
+            rc = make_sample(run, &photo, p, i, kernel, err);
         }
         photo_free(&photo);
     }

@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -612,6 +613,36 @@ static double mean_clear_softness(const char *dir)
     return sum / n;
 }
 
+/* Marks in shrunk[sample][label] the images of `dir`'s set that were shrunk for the web:
+ * saved smaller than the crop labels.csv says they were cut as. */
+static void find_shrunk(const char *dir, int count, bool shrunk[][BLURD_DATASET_CLASSES])
+{
+    char *labels = test_read_file(join(dir, "labels.csv"), NULL);
+    int rows = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(labels, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char file[64], label[16];
+        int sample, crop_w, crop_h;
+        /* file,label,source,kernel,strength,crop_w,crop_h,... (sources here have no comma) */
+        if (sscanf(line, "%63[^,],%15[^,],%*[^,],%*[^,],%*[^,],%d,%d", file, label, &crop_w,
+                   &crop_h) != 4)
+            continue; /* the header */
+        const char *digits = strchr(file, '/');
+        ASSERT(digits != NULL && sscanf(digits + 1, "%d", &sample) == 1);
+        ASSERT(sample >= 0 && sample < count);
+        VipsImage *image = vips_image_new_from_file(join(dir, file), NULL);
+        ASSERT(image != NULL);
+        int saved_long = MAX(vips_image_get_width(image), vips_image_get_height(image));
+        g_object_unref(image);
+        int which = strcmp(label, "clear") == 0 ? BLURD_DATASET_CLEAR : BLURD_DATASET_BLURRED;
+        shrunk[sample][which] = saved_long < MAX(crop_w, crop_h);
+        rows++;
+    }
+    free(labels);
+    ASSERT_INT_EQ(rows, 2 * count);
+}
+
 TEST_IMPL(dataset_synth_draws_again_images_unlike_their_label)
 {
     enum { COUNT = 8 };
@@ -649,6 +680,19 @@ TEST_IMPL(dataset_synth_draws_again_images_unlike_their_label)
     ASSERT(from_sharp.redrawn[BLURD_DATASET_BLURRED] <= from_soft.redrawn[BLURD_DATASET_BLURRED]);
     /* and the measure itself tells them apart, after the redraws too */
     ASSERT(mean_clear_softness(b) > 1.5 * mean_clear_softness(a));
+    /* A sample whose clear image had to be shrunk to look sharp has its blurred image
+     * shrunk too, so image scale does not tell the classes of a soft photo apart. */
+    bool shrunk[COUNT][BLURD_DATASET_CLASSES] = {{false}};
+    find_shrunk(b, COUNT, shrunk);
+    int clear_shrunk = 0;
+    for (int i = 0; i < COUNT; i++) {
+        if (shrunk[i][BLURD_DATASET_CLEAR]) {
+            clear_shrunk++;
+            if (!shrunk[i][BLURD_DATASET_BLURRED])
+                TEST_FAIL("sample %d: its clear image is shrunk, its blurred one is not", i);
+        }
+    }
+    ASSERT(clear_shrunk >= COUNT / 4);
     /* Redraws come from each image's own stream: the same seed gives the same files. */
     char *again = test_path("b-again");
     ASSERT_INT_EQ(synth(soft, again, COUNT, 5, NULL, err), 0);
