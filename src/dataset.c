@@ -8,16 +8,17 @@
  *
  * What synth makes, and why:
  * - Sample i uses photo i mod M (M usable photos, in name order) and makes one blurred and
- *   one sharp image.  The two are independent crops of the same photo rather than one crop
- *   twice: the class-specific region choices below cannot share a crop, and an aligned
- *   pair would let a trainer's tiles match content across classes.  Both come from the
- *   same photo, so a split by source keeps a pair together and the photos are spread evenly
- *   over both classes.
+ *   one sharp image.  The two are separate crops of the same photo rather than one crop
+ *   twice (only their scale is shared: see below): the class-specific region choices below cannot
+ * share a crop, and an aligned pair would let a trainer's tiles match content across classes.  Both
+ * come from the same photo, so a split by source keeps a pair together and the photos are spread
+ * evenly over both classes.
  * - Crops are cut at the photo's native resolution, 256 to 1600 pixels on the long side
  *   (log-uniform, so small and large are equally common), aspect 1 to 1.8, a third of them
- *   portrait, never under 200 pixels (the network's input) on the short side.  A third are
- *   then scaled down by 0.25 to 0.75 (a larger native crop shrunk to the same output range)
- *   like photos resized for the web, so the set mixes sizes and pixel scales.
+ *   portrait, never under 200 pixels (the network's input) on the short side.  A third (more
+ *   for photos soft at full size, below) are then scaled down by 0.25 to 0.75 (a larger
+ *   native crop shrunk to the same output range) like photos resized for the web, so the
+ *   set mixes sizes and pixel scales.
  * - Blur is applied after the downscale, with its strength in the saved image's pixels:
  *   blurring first would shrink a 1.5-pixel blur to under a pixel and label a sharp-looking
  *   image as blurred.  Kernels are dealt in turn (rotating one place per round, so every
@@ -52,17 +53,19 @@
  *   and finishing), up to 8 times, a clear one shrunk for the web in the second half of
  *   them, since a soft photo shrunk is a sharp image; if none passes, the least doubtful
  *   draw is kept and counted.  A redraw can drop or gain a shallow depth of field, so their
- *   share is about 15%.  A sample whose clear image ended shrunk has its blurred image
- *   drawn shrunk too (every draw of it), so that scale does not give a soft photo's class
- *   away.  Known bias: the weakest blurs that fail are replaced by stronger ones (128 of
- *   the recipe's 4500 blurred images were drawn again).
+ *   share is about 15%.  A sample's blurred image is made after its clear one and sized as
+ *   that came out (full size, web size, or shrunk), every draw of it, so that scale does not
+ *   give a soft photo's class away: its clear images are mostly scaled down.  Known bias:
+ *   the weakest blurs that fail are replaced by stronger ones (128 of the 4500 blurred
+ *   images of the recipe's training set, as made before this sizing, were drawn again).
  * - Camera-like finishing, drawn the same way for both classes and independently for each
  *   image: Gaussian noise of sigma 2..12 (0..255 scale) on 40% of the images, partly shared
  *   across channels like luma noise, added after the blur as a sensor adds it; then JPEG at
  *   quality 70..95.  Neither noise nor compression can give the class away.
  * - Every random choice comes from a xoshiro256** stream seeded from (seed, sample, class),
- *   so an image does not depend on the order samples are made in, and the same seed and
- *   photos give the same bytes.
+ *   so an image depends on no other sample (a blurred one only on its clear partner's
+ *   sizing) nor on the order samples are made in, and the same seed and photos give the
+ *   same bytes.
  */
 #include "blurd/dataset.h"
 
@@ -95,15 +98,17 @@ static const char *const kernel_names[BLURD_SYNTH_KERNELS] = {"none",   "gaussia
 #define LABELS_HEADER "file,label,source,kernel,strength,crop_w,crop_h,noise,quality,kept,softness"
 
 /* Crop geometry, in pixels. */
-#define MIN_OUTPUT_LONG   256
-#define MAX_OUTPUT_LONG   1600
-#define MIN_SHORT_SIDE    200 /* the network's input side: no sample needs enlarging to be judged */
-#define MAX_ASPECT        1.8
-#define PORTRAIT_SHARE    0.35
-#define WEB_SHARE         (1.0 / 3.0)
-#define WEB_SCALE_LOW     0.25
-#define WEB_SCALE_HIGH    0.75
-#define SHRINK_SCALE_HIGH 0.5 /* a clear crop drawn again for looking soft (see make_image()) */
+#define MIN_OUTPUT_LONG 256
+#define MAX_OUTPUT_LONG 1600
+#define MIN_SHORT_SIDE  200 /* the network's input side: no sample needs enlarging to be judged */
+#define MAX_ASPECT      1.8
+#define PORTRAIT_SHARE  0.35
+#define WEB_SHARE       (1.0 / 3.0)
+#define WEB_SCALE_LOW   0.25
+#define WEB_SCALE_HIGH  0.75
+/* The largest scale of a clear crop drawn again for looking soft, and of its blurred partner
+ * (see make_image()). */
+#define SHRINK_SCALE_HIGH 0.5
 
 /* Texture, measured as the mean |dx| + |dy| of the grey image in grey levels per pixel, on
  * cells of CELL x CELL pixels summed into a table so any region's mean costs four reads. */
@@ -1064,6 +1069,11 @@ static int photo_load(const char *path, struct photo *photo, char *err)
 
 enum region { REGION_RANDOM, REGION_TEXTURED, REGION_FLAT };
 
+/* How an image's scale is chosen: drawn (full size, or web size for WEB_SHARE of the
+ * images), or set to full size, web size, or shrunk further (a clear image drawn again
+ * for looking soft, and its blurred partner: see make_image()). */
+enum sizing { SIZING_DRAWN, SIZING_FULL, SIZING_WEB, SIZING_SHRUNK };
+
 /* What a made image's pixels say of it, before noise and JPEG: see render(). */
 struct measures {
     double kept;     /* the share of the crop's fine detail its blur kept; 1 without one */
@@ -1078,17 +1088,18 @@ struct plan {
     double focus_x, focus_y, focus_r;   /* dof: the sharp zone's centre and radius, native */
     int crop_x, crop_y, crop_w, crop_h; /* at native resolution */
     double scale;                       /* 1, or the web-size downscale */
-    bool shrunk;                        /* drawn shrunk for the web (see make_image()) */
+    enum sizing sizing;                 /* how the scale was chosen */
     double noise;                       /* sigma, 0..255 scale; 0: none */
     int quality;
     uint64_t noise_seed;
 };
 
-/* Crop size and scale (see the top of the file); the crop always fits the photo.  `shrink`
- * makes it a web-size crop with its scale drawn from WEB_SCALE_LOW..SHRINK_SCALE_HIGH, but
- * raised, like any web-size scale, as far as the photo needs to hold the native crop: a
- * small photo's crop may not shrink that far. */
-static void plan_size(struct rng *rng, int width, int height, bool shrink, struct plan *plan)
+/* Crop size and scale (see the top of the file); the crop always fits the photo.  A
+ * web-size crop has its scale drawn from WEB_SCALE_LOW..WEB_SCALE_HIGH, or up to
+ * SHRINK_SCALE_HIGH when SIZING_SHRUNK, but raised as far as the photo needs to hold the
+ * native crop: a small photo's crop may not shrink that far.  plan->sizing says which of
+ * full size, web size or shrunk it became. */
+static void plan_size(struct rng *rng, int width, int height, enum sizing sizing, struct plan *plan)
 {
     double aspect = rng_uniform(rng, 1.0, MAX_ASPECT);
     bool portrait = rng_unit(rng) < PORTRAIT_SHARE;
@@ -1104,11 +1115,19 @@ static void plan_size(struct rng *rng, int width, int height, bool shrink, struc
         low = high;
     double out_long = rng_log_uniform(rng, low, high);
     double scale = 1.0;
-    if (rng_unit(rng) < WEB_SHARE || shrink) {
-        scale = rng_uniform(rng, WEB_SCALE_LOW, shrink ? SHRINK_SCALE_HIGH : WEB_SCALE_HIGH);
+    /* Drawn even when the sizing is set, so the rest of the stream stays the same. */
+    bool web = rng_unit(rng) < WEB_SHARE;
+    if (sizing != SIZING_DRAWN)
+        web = sizing != SIZING_FULL;
+    else
+        sizing = web ? SIZING_WEB : SIZING_FULL;
+    if (web) {
+        bool shrunk = sizing == SIZING_SHRUNK;
+        scale = rng_uniform(rng, WEB_SCALE_LOW, shrunk ? SHRINK_SCALE_HIGH : WEB_SCALE_HIGH);
         if (out_long / scale > max_long)
             scale = out_long / max_long;
     }
+    plan->sizing = sizing;
     double native_long = out_long / scale;
     int long_side = (int)fmin(along, floor(native_long + 0.5));
     int short_side = (int)fmin(across, floor(native_long / aspect + 0.5));
@@ -1173,7 +1192,7 @@ static void choose_position(const struct photo *photo, enum region region, int w
 }
 
 /* Draws everything about one image from its own stream. */
-static void plan_image(const struct photo *photo, int label, int kernel, bool shrink,
+static void plan_image(const struct photo *photo, int label, int kernel, enum sizing sizing,
                        struct rng *rng, struct plan *plan)
 {
     memset(plan, 0, sizeof *plan);
@@ -1185,8 +1204,7 @@ static void plan_image(const struct photo *photo, int label, int kernel, bool sh
         plan->angle = rng_uniform(rng, 0.0, M_PI);
         plan->shake_seed = rng_next(rng);
     }
-    plan_size(rng, photo->width, photo->height, shrink, plan);
-    plan->shrunk = shrink;
+    plan_size(rng, photo->width, photo->height, sizing, plan);
     int w = plan->crop_w, h = plan->crop_h;
 
     int x_lo = 0, x_hi = photo->width - w, y_lo = 0, y_hi = photo->height - h;
@@ -1607,11 +1625,13 @@ static double doubt_limit(int label)
 /* Makes, encodes and writes image (sample, label) from `photo`.  A made image that does
  * not look like its label (label_doubt()) is drawn again from the same stream, a new crop
  * and blur, up to BLURD_SYNTH_MAX_ATTEMPTS times, a clear one shrunk for the web in the
- * second half of them; if none passes, the least doubtful is kept.  `*shrunk` says whether
- * the kept image was drawn shrunk; with `shrink` set every draw is, which is how a
- * sample's blurred image follows its clear one (see make_sample()). */
+ * second half of them; if none passes, the least doubtful is kept.  Every draw is sized
+ * by `sizing` (a clear image's first half: SIZING_DRAWN), and `*kept_sizing` (unless NULL)
+ * says how the kept one was: that is how a sample's blurred image follows its clear one
+ * (see make_sample()). */
 static int make_image(struct synth *run, const struct photo *photo, size_t photo_index,
-                      size_t sample, int label, int kernel, bool shrink, bool *shrunk, char *err)
+                      size_t sample, int label, int kernel, enum sizing sizing,
+                      enum sizing *kept_sizing, char *err)
 {
     struct rng rng;
     rng_seed(&rng, run->options->seed, sample, (uint64_t)label);
@@ -1622,9 +1642,10 @@ static int make_image(struct synth *run, const struct photo *photo, size_t photo
     while (attempts < BLURD_SYNTH_MAX_ATTEMPTS) {
         struct plan next_plan;
         /* A photo soft at full size still makes a sharp image shrunk for the web. */
-        bool shrink_this =
-            shrink || (label == BLURD_DATASET_CLEAR && attempts >= BLURD_SYNTH_MAX_ATTEMPTS / 2);
-        plan_image(photo, label, kernel, shrink_this, &rng, &next_plan);
+        enum sizing draw_sizing = sizing;
+        if (label == BLURD_DATASET_CLEAR && attempts >= BLURD_SYNTH_MAX_ATTEMPTS / 2)
+            draw_sizing = SIZING_SHRUNK;
+        plan_image(photo, label, kernel, draw_sizing, &rng, &next_plan);
         struct blurd_synth_mask mask = {0, 0, NULL};
         if (build_mask(&next_plan, &mask) != 0) {
             g_free(pixels);
@@ -1658,7 +1679,8 @@ static int make_image(struct synth *run, const struct photo *photo, size_t photo
         run->summary->redrawn[label]++;
     if (label_doubt(label, &measures) > doubt_limit(label))
         run->summary->doubtful[label]++;
-    *shrunk = plan.shrunk;
+    if (kept_sizing != NULL)
+        *kept_sizing = plan.sizing;
     uint8_t *rgb = finish(pixels, (size_t)width * (size_t)height * 3, &plan);
     void *jpeg = NULL;
     size_t jpeg_size = 0;
@@ -1685,26 +1707,27 @@ static int make_image(struct synth *run, const struct photo *photo, size_t photo
     return 0;
 }
 
-/* Makes sample `sample`'s two images, the clear one first: when it had to be shrunk for
- * the web to look sharp, the blurred one is shrunk too.  Otherwise a photo soft at full
- * size would give clear images only shrunk and blurred ones mostly at full size, and a
- * network could learn "this photo at full size" as blurred (in a training set made so,
- * 23 of one ocean photo's 23 clear images were shrunk against 8 of its 23 blurred). */
+/* Makes sample `sample`'s two images, the clear one first, and sizes the blurred one as
+ * the clear one came out: full size, web size, or shrunk further.  Drawn on its own, a
+ * photo soft at full size would give clear images mostly shrunk (only those look sharp)
+ * and blurred ones mostly at full size, and a network could learn "this photo at full
+ * size" as blurred: in a training set made so, 23 of one ocean photo's 23 clear images
+ * were scaled down against 8 of its 23 blurred. */
 static int make_sample(struct synth *run, const struct photo *photo, size_t photo_index,
                        size_t sample, int kernel, char *err)
 {
     size_t total = 2 * (size_t)run->options->count;
-    bool clear_shrunk = false, blurred_shrunk = false;
-    int rc = make_image(run, photo, photo_index, sample, BLURD_DATASET_CLEAR, kernel, false,
-                        &clear_shrunk, err);
+    enum sizing clear_sizing = SIZING_DRAWN;
+    int rc = make_image(run, photo, photo_index, sample, BLURD_DATASET_CLEAR, kernel, SIZING_DRAWN,
+                        &clear_sizing, err);
     run->done++;
     blurd_progress_show(&run->progress, run->done, total, 0);
-    if (rc == 0) {
-        rc = make_image(run, photo, photo_index, sample, BLURD_DATASET_BLURRED, kernel,
-                        clear_shrunk, &blurred_shrunk, err);
-        run->done++;
-        blurd_progress_show(&run->progress, run->done, total, 0);
-    }
+    if (rc != 0)
+        return rc;
+    rc = make_image(run, photo, photo_index, sample, BLURD_DATASET_BLURRED, kernel, clear_sizing,
+                    NULL, err);
+    run->done++;
+    blurd_progress_show(&run->progress, run->done, total, 0);
     return rc;
 }
 
