@@ -9,10 +9,10 @@
  * What synth makes, and why:
  * - Sample i uses photo i mod M (M usable photos, in name order) and makes one blurred and
  *   one sharp image.  The two are separate crops of the same photo rather than one crop
- *   twice (only their scale is shared: see below): the class-specific region choices below cannot
- * share a crop, and an aligned pair would let a trainer's tiles match content across classes.  Both
- * come from the same photo, so a split by source keeps a pair together and the photos are spread
- * evenly over both classes.
+ *   twice (only their scale is shared: see below): the class-specific region choices below
+ *   cannot share a crop, and an aligned pair would let a trainer's tiles match content
+ *   across classes.  Both come from the same photo, so a split by source keeps a pair
+ *   together and the photos are spread evenly over both classes.
  * - Crops are cut at the photo's native resolution, 256 to 1600 pixels on the long side
  *   (log-uniform, so small and large are equally common), aspect 1 to 1.8, a third of them
  *   portrait, never under 200 pixels (the network's input) on the short side.  A third (more
@@ -56,8 +56,8 @@
  *   share is about 15%.  A sample's blurred image is made after its clear one and sized as
  *   that came out (full size, web size, or shrunk), every draw of it, so that scale does not
  *   give a soft photo's class away: its clear images are mostly scaled down.  Known bias:
- *   the weakest blurs that fail are replaced by stronger ones (128 of the 4500 blurred
- *   images of the recipe's training set, as made before this sizing, were drawn again).
+ *   the weakest blurs that fail are replaced by stronger ones (77 of the 4500 blurred
+ *   images of the recipe's training set were drawn again).
  * - Camera-like finishing, drawn the same way for both classes and independently for each
  *   image: Gaussian noise of sigma 2..12 (0..255 scale) on 40% of the images, partly shared
  *   across channels like luma noise, added after the blur as a sensor adds it; then JPEG at
@@ -98,17 +98,15 @@ static const char *const kernel_names[BLURD_SYNTH_KERNELS] = {"none",   "gaussia
 #define LABELS_HEADER "file,label,source,kernel,strength,crop_w,crop_h,noise,quality,kept,softness"
 
 /* Crop geometry, in pixels. */
-#define MIN_OUTPUT_LONG 256
-#define MAX_OUTPUT_LONG 1600
-#define MIN_SHORT_SIDE  200 /* the network's input side: no sample needs enlarging to be judged */
-#define MAX_ASPECT      1.8
-#define PORTRAIT_SHARE  0.35
-#define WEB_SHARE       (1.0 / 3.0)
-#define WEB_SCALE_LOW   0.25
-#define WEB_SCALE_HIGH  0.75
-/* The largest scale of a clear crop drawn again for looking soft, and of its blurred partner
- * (see make_image()). */
-#define SHRINK_SCALE_HIGH 0.5
+#define MIN_OUTPUT_LONG   256
+#define MAX_OUTPUT_LONG   1600
+#define MIN_SHORT_SIDE    200 /* the network's input side: no sample needs enlarging to be judged */
+#define MAX_ASPECT        1.8
+#define PORTRAIT_SHARE    0.35
+#define WEB_SHARE         (1.0 / 3.0)
+#define WEB_SCALE_LOW     0.25
+#define WEB_SCALE_HIGH    0.75
+#define SHRINK_SCALE_HIGH 0.5 /* soft clear crops redrawn, and their blurred partners */
 
 /* Texture, measured as the mean |dx| + |dy| of the grey image in grey levels per pixel, on
  * cells of CELL x CELL pixels summed into a table so any region's mean costs four reads. */
@@ -1116,14 +1114,12 @@ static void plan_size(struct rng *rng, int width, int height, enum sizing sizing
     double out_long = rng_log_uniform(rng, low, high);
     double scale = 1.0;
     /* Drawn even when the sizing is set, so the rest of the stream stays the same. */
-    bool web = rng_unit(rng) < WEB_SHARE;
-    if (sizing != SIZING_DRAWN)
-        web = sizing != SIZING_FULL;
-    else
-        sizing = web ? SIZING_WEB : SIZING_FULL;
-    if (web) {
-        bool shrunk = sizing == SIZING_SHRUNK;
-        scale = rng_uniform(rng, WEB_SCALE_LOW, shrunk ? SHRINK_SCALE_HIGH : WEB_SCALE_HIGH);
+    bool drawn_web = rng_unit(rng) < WEB_SHARE;
+    if (sizing == SIZING_DRAWN)
+        sizing = drawn_web ? SIZING_WEB : SIZING_FULL;
+    if (sizing != SIZING_FULL) {
+        double scale_high = sizing == SIZING_SHRUNK ? SHRINK_SCALE_HIGH : WEB_SCALE_HIGH;
+        scale = rng_uniform(rng, WEB_SCALE_LOW, scale_high);
         if (out_long / scale > max_long)
             scale = out_long / max_long;
     }

@@ -284,6 +284,9 @@ TEST_IMPL(recipe_hard_cases_reports_both_methods)
     return 0;
 }
 
+/* How make-set stamps the set make_set(3, 5) makes: SETS in recipe/make-set. */
+#define SET_3_5 "recipe set version 2, count 3, seed 5"
+
 /* Runs recipe/make-set on the sample photos into TMP/set; returns its exit status. */
 static int make_set(int count, int seed, char **err)
 {
@@ -303,7 +306,7 @@ TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
     char *err, *done = test_path("set.done"), *marker = test_path("set/marker");
     ASSERT_INT_EQ(make_set(3, 5, &err), 0);
     char *text = test_read_file(done, NULL);
-    ASSERT_STR_EQ(text, "recipe set version 2, count 3, seed 5\n");
+    ASSERT_STR_EQ(text, SET_3_5 "\n");
     free(text);
     char *labels = test_read_file(test_path("set/labels.csv"), NULL);
     ASSERT(strncmp(labels, "file,label,", 11) == 0 && strstr(labels, ",softness") != NULL);
@@ -317,11 +320,10 @@ TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
 
     /* another count or seed: refused, naming how the set was made, and left alone */
     ASSERT_INT_EQ(make_set(4, 5, &err), 2);
-    ASSERT_CONTAINS(err, "made as 'recipe set version 2, count 3, seed 5'");
+    ASSERT_CONTAINS(err, "made as '" SET_3_5 "'");
     ASSERT_CONTAINS(err, "TRAIN_COUNT or HOLDOUT_COUNT");
     ASSERT_INT_EQ(make_set(3, 6, &err), 2);
-    ASSERT_CONTAINS(err,
-                    "count 3, seed 6): it was made as 'recipe set version 2, count 3, seed 5'");
+    ASSERT_CONTAINS(err, "count 3, seed 6): it was made as '" SET_3_5 "'");
     ASSERT(strstr(err, "TRAIN_COUNT") == NULL);
     ASSERT(access(marker, F_OK) == 0);
 
@@ -334,7 +336,7 @@ TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
     free(text);
     ASSERT_INT_EQ(make_set(3, 5, &err), 0);
     text = test_read_file(done, NULL);
-    ASSERT_STR_EQ(text, "recipe set version 2, count 3, seed 5\n");
+    ASSERT_STR_EQ(text, SET_3_5 "\n");
     free(text);
 
     /* labels.csv without the kept and softness columns, or gone */
@@ -358,7 +360,7 @@ TEST_IMPL(recipe_make_set_reuses_only_the_same_set)
     ASSERT(strstr(labels, ",softness") != NULL);
     free(labels);
     text = test_read_file(done, NULL);
-    ASSERT_STR_EQ(text, "recipe set version 2, count 3, seed 5\n");
+    ASSERT_STR_EQ(text, SET_3_5 "\n");
     free(text);
     /* a count that is not a number is a usage error */
     ASSERT_INT_EQ(make_set(-1, 5, &err), 2);
