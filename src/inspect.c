@@ -48,6 +48,7 @@ void blurd_inspect_print(FILE *out, const blurd_model *model, int from_file)
             break;
         case BLURD_LAYER_INPUT:
         case BLURD_LAYER_FLATTEN:
+        case BLURD_LAYER_GLOBALAVGPOOL:
             break;
         }
         char shape[32], params[32];

@@ -191,6 +191,14 @@ static int plan_flatten(struct layer *layer, char *why, size_t why_len)
     return 0;
 }
 
+static int plan_globalavgpool(struct layer *layer, char *why, size_t why_len)
+{
+    (void)why;
+    (void)why_len;
+    layer->out = (struct blurd_shape){1, 1, layer->in.channels};
+    return 0;
+}
+
 static int plan_dense(struct layer *layer, char *why, size_t why_len)
 {
     if (layer->in.height != 1 || layer->in.width != 1) {
@@ -553,6 +561,41 @@ static void backward_maxpool(const struct backward_args *args)
     blurd_team_run(args->ws->base.team, bands * args->batch, maxpool_backward_band, (void *)args);
 }
 
+/* The mean over positions is a few thousand adds an image, too little to spread over threads. */
+static void forward_globalavgpool(const struct forward_args *args)
+{
+    const struct layer *layer = args->layer;
+    size_t positions = (size_t)layer->in.height * layer->in.width;
+    size_t channels = (size_t)layer->in.channels;
+    for (int image = 0; image < args->batch; image++) {
+        const float *x = args->x + (size_t)image * positions * channels;
+        float *y = args->y + (size_t)image * channels;
+        memset(y, 0, channels * sizeof(float));
+        for (size_t p = 0; p < positions; p++)
+            for (size_t c = 0; c < channels; c++)
+                y[c] += x[p * channels + c];
+        for (size_t c = 0; c < channels; c++)
+            y[c] /= (float)positions;
+    }
+}
+
+/* Every position had an equal share in the mean, so each gets dy / positions. */
+static void backward_globalavgpool(const struct backward_args *args)
+{
+    /* it has no parameters, so the walk stops above it when dx is not wanted */
+    CHECK(args->dx != NULL);
+    const struct layer *layer = args->layer;
+    size_t positions = (size_t)layer->in.height * layer->in.width;
+    size_t channels = (size_t)layer->in.channels;
+    for (int image = 0; image < args->batch; image++) {
+        const float *dy = args->dy + (size_t)image * channels;
+        float *dx = args->dx + (size_t)image * positions * channels;
+        for (size_t p = 0; p < positions; p++)
+            for (size_t c = 0; c < channels; c++)
+                dx[p * channels + c] = dy[c] / (float)positions;
+    }
+}
+
 struct dense_plan {
     const struct forward_args *args;
     int blocks;
@@ -648,6 +691,8 @@ static const struct layer_ops layer_ops[] = {
                              backward_identity},
     [BLURD_LAYER_DENSE] = {"dense", false, plan_dense, flops_weighted, forward_dense,
                            backward_dense},
+    [BLURD_LAYER_GLOBALAVGPOOL] = {"globalavgpool", false, plan_globalavgpool, flops_none,
+                                   forward_globalavgpool, backward_globalavgpool},
 };
 
 static const char *const activation_names[] = {
@@ -749,6 +794,12 @@ static int parse_layer(char **tokens, int count, bool first, struct layer *layer
             snprintf(why, why_len, "flatten takes no arguments");
             return -1;
         }
+    } else if (strcmp(kind, "globalavgpool") == 0) {
+        layer->kind = BLURD_LAYER_GLOBALAVGPOOL;
+        if (count != 1) {
+            snprintf(why, why_len, "globalavgpool takes no arguments");
+            return -1;
+        }
     } else if (strcmp(kind, "dense") == 0) {
         layer->kind = BLURD_LAYER_DENSE;
         if (count != 3 || !parse_count(tokens[1], MAX_CHANNELS, &layer->units) ||
@@ -783,6 +834,7 @@ static void describe_layer(const struct layer *layer, char *out, size_t out_len)
         snprintf(out, out_len, "%s %g", name, (double)layer->rate);
         break;
     case BLURD_LAYER_FLATTEN:
+    case BLURD_LAYER_GLOBALAVGPOOL:
         snprintf(out, out_len, "%s", name);
         break;
     case BLURD_LAYER_DENSE:

@@ -9,8 +9,9 @@
 #include <malloc.h>
 #include <string.h>
 
-/* Every layer kind: conv with ReLU and linear, a max-pool that drops a row and a column
- * (7x7 -> 3x3), dropout, flatten, dense with ReLU and with softmax. */
+/* Every layer kind but global average pooling (GLOBAL_POOL_SPEC): conv with ReLU and
+ * linear, a max-pool that drops a row and a column (7x7 -> 3x3), dropout, flatten, dense
+ * with ReLU and with softmax. */
 #define SMALL_SPEC                                                                           \
     "input 9 9 3; conv 4 3 relu; maxpool 2; dropout 0.3; conv 3 2 linear; flatten; dense 5 " \
     "relu; dense 2 softmax"
@@ -23,6 +24,12 @@
  * (9x33), in the buffer that the input gradient fills with other values. */
 #define BANDED_SPEC \
     "input 12 36 128; conv 1 3 relu; conv 3 2 linear; maxpool 2; flatten; dense 2 softmax"
+
+/* Global average pooling between convolutions and dense layers: every position of a 5x5x5
+ * map shares in each mean, so a wrong spread of the gradient shows at every input value. */
+#define GLOBAL_POOL_SPEC                                                                    \
+    "input 8 8 3; conv 4 3 relu; dropout 0.3; conv 5 2 relu; globalavgpool; dense 3 relu; " \
+    "dense 2 softmax"
 
 static const int labels[3] = {0, 1, 1};
 
@@ -171,6 +178,14 @@ static double reference_loss(struct reference *r)
                             }
                             y[(oy * out.width + ox) * out.channels + c] = best;
                         }
+            } else if (info.kind == BLURD_LAYER_GLOBALAVGPOOL) {
+                int positions = in.height * in.width;
+                for (int c = 0; c < in.channels; c++) {
+                    double sum = 0.0;
+                    for (int p = 0; p < positions; p++)
+                        sum += x[p * in.channels + c];
+                    y[c] = sum / positions;
+                }
             } else if (info.kind == BLURD_LAYER_DENSE) {
                 int units = out.channels;
                 const double *kernel = theta, *bias = theta + (size_t)in.channels * units;
@@ -299,6 +314,12 @@ TEST_IMPL(backward_gradient_check_every_layer_kind)
     return 0;
 }
 
+TEST_IMPL(backward_gradient_check_global_average_pool)
+{
+    gradient_check(GLOBAL_POOL_SPEC, 0);
+    return 0;
+}
+
 TEST_IMPL(backward_gradient_check_banded_convolution)
 {
     gradient_check(BANDED_SPEC, 200);
@@ -327,7 +348,7 @@ static float *step_gradients(const blurd_net *net, int threads, unsigned flags, 
 
 TEST_IMPL(backward_threads_agree)
 {
-    const char *specs[] = {SMALL_SPEC, BANDED_SPEC};
+    const char *specs[] = {SMALL_SPEC, BANDED_SPEC, GLOBAL_POOL_SPEC};
     for (int s = 0; s < 2; s++) {
         blurd_net *net = make_net(specs[s], 8);
         float *inputs = random_inputs(net, 3, 10);

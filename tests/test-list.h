@@ -16,6 +16,7 @@
     X(kernels_backward_scalar_reference_by_hand)                            \
     X(kernels_backward_simd_match_scalar_on_odd_shapes)                     \
     X(backward_gradient_check_every_layer_kind)                             \
+    X(backward_gradient_check_global_average_pool)                          \
     X(backward_gradient_check_banded_convolution)                           \
     X(backward_threads_agree)                                               \
     X(backward_train_forward_matches_inference)                             \

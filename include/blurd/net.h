@@ -12,6 +12,8 @@
  *   maxpool 2              2 x 2 max-pool, stride 2, floor
  *   dropout RATE           identity at inference (training scales by 1/(1-RATE))
  *   flatten                H,W,C order, as Keras flattens NHWC
+ *   globalavgpool          each channel's mean over all positions (1 x 1 x C), as Keras'
+ *                          GlobalAveragePooling2D
  *   dense UNITS ACT        ACT = relu | linear | softmax
  * Parameters are named "layers.I.kernel" (HWIO for conv, IO for dense) and "layers.I.bias",
  * I being the layer's index in the spec (input is 0).
@@ -44,6 +46,7 @@ enum blurd_layer_kind {
     BLURD_LAYER_DROPOUT,
     BLURD_LAYER_FLATTEN,
     BLURD_LAYER_DENSE,
+    BLURD_LAYER_GLOBALAVGPOOL,
 };
 
 enum blurd_activation {
