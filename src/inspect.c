@@ -25,7 +25,7 @@ void blurd_inspect_print(FILE *out, const blurd_model *model, int from_file)
         fprintf(out, "sha256:     %s\n", blurd_model_hash(model));
     }
     fprintf(out, "spec:       %s\n\n", blurd_net_spec(net));
-    fprintf(out, "%3s  %-8s %-10s %18s %12s %10s\n", "#", "layer", "detail", "output (HxWxC)",
+    fprintf(out, "%3s  %-13s %-10s %18s %12s %10s\n", "#", "layer", "detail", "output (HxWxC)",
             "parameters", "MFLOP");
     int layers = blurd_net_layer_count(net);
     for (int i = 0; i < layers; i++) {
@@ -55,8 +55,8 @@ void blurd_inspect_print(FILE *out, const blurd_model *model, int from_file)
         snprintf(shape, sizeof shape, "%dx%dx%d", info.output.height, info.output.width,
                  info.output.channels);
         group_digits(info.parameters, params, sizeof params);
-        fprintf(out, "%3d  %-8s %-10s %18s %12s %10.1f\n", i, info.kind_name, detail, shape, params,
-                info.flops / 1e6);
+        fprintf(out, "%3d  %-13s %-10s %18s %12s %10.1f\n", i, info.kind_name, detail, shape,
+                params, info.flops / 1e6);
     }
     char total[32];
     group_digits(blurd_net_parameter_count(net), total, sizeof total);

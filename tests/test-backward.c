@@ -349,7 +349,7 @@ static float *step_gradients(const blurd_net *net, int threads, unsigned flags, 
 TEST_IMPL(backward_threads_agree)
 {
     const char *specs[] = {SMALL_SPEC, BANDED_SPEC, GLOBAL_POOL_SPEC};
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < (int)(sizeof specs / sizeof specs[0]); s++) {
         blurd_net *net = make_net(specs[s], 8);
         float *inputs = random_inputs(net, 3, 10);
         size_t n = blurd_net_parameter_count(net) + 3 * input_size(net);
@@ -379,24 +379,35 @@ TEST_IMPL(backward_threads_agree)
 TEST_IMPL(backward_train_forward_matches_inference)
 {
     /* dropout 0 is the identity in training too; with a rate, masks follow the seed */
-    const char *spec = "input 20 20 3; conv 6 3 relu; maxpool 2; dropout 0; conv 5 3 linear; "
-                       "flatten; dense 7 relu; dense 3 softmax";
+    const char *specs[] = {
+        "input 20 20 3; conv 6 3 relu; maxpool 2; dropout 0; conv 5 3 linear; flatten; "
+        "dense 7 relu; dense 3 softmax",
+        "input 20 20 3; conv 6 3 relu; maxpool 2; dropout 0; conv 5 3 linear; globalavgpool; "
+        "dense 7 relu; dense 3 softmax",
+    };
     const int batch = 4;
     char err[BLURD_ERR_LEN];
-    blurd_net *net = make_net(spec, 21);
+    blurd_net *net;
     blurd_net_workspace *inference;
-    ASSERT_INT_EQ(blurd_net_workspace_create(&inference, net, batch, 2, err), 0);
-    blurd_net_train_workspace *ws = make_workspace(net, batch, 2, 0);
-    float *inputs = random_inputs(net, batch, 22);
-    size_t input_n = (size_t)batch * input_size(net);
-    memcpy(blurd_net_workspace_input(inference), inputs, input_n * sizeof(float));
-    memcpy(blurd_net_train_input(ws), inputs, input_n * sizeof(float));
-    const float *expected = blurd_net_forward(net, inference, batch, NULL);
-    const float *got = blurd_net_train_forward(net, ws, batch, 5);
-    ASSERT(memcmp(got, expected, (size_t)batch * 3 * sizeof(float)) == 0);
-    blurd_net_train_workspace_free(ws);
-    blurd_net_workspace_free(inference);
-    blurd_net_free(net);
+    blurd_net_train_workspace *ws;
+    float *inputs = NULL;
+    size_t input_n;
+    for (int s = 0; s < (int)(sizeof specs / sizeof specs[0]); s++) {
+        net = make_net(specs[s], 21);
+        ASSERT_INT_EQ(blurd_net_workspace_create(&inference, net, batch, 2, err), 0);
+        ws = make_workspace(net, batch, 2, 0);
+        free(inputs);
+        inputs = random_inputs(net, batch, 22);
+        input_n = (size_t)batch * input_size(net);
+        memcpy(blurd_net_workspace_input(inference), inputs, input_n * sizeof(float));
+        memcpy(blurd_net_train_input(ws), inputs, input_n * sizeof(float));
+        const float *expected = blurd_net_forward(net, inference, batch, NULL);
+        const float *got = blurd_net_train_forward(net, ws, batch, 5);
+        ASSERT(memcmp(got, expected, (size_t)batch * 3 * sizeof(float)) == 0);
+        blurd_net_train_workspace_free(ws);
+        blurd_net_workspace_free(inference);
+        blurd_net_free(net);
+    }
 
     /* with dropout: the same seed gives the same output, another seed another */
     net = make_net(SMALL_SPEC, 23);

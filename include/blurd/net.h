@@ -55,7 +55,8 @@ enum blurd_activation {
     BLURD_ACTIVATION_SOFTMAX,
 };
 
-/* One input's activation shape; dense and flatten outputs have height = width = 1. */
+/* One input's activation shape; dense, flatten and globalavgpool outputs have
+ * height = width = 1. */
 struct blurd_shape {
     int height, width, channels;
 };
