@@ -268,6 +268,47 @@ TEST_IMPL(daemon_judges_copies_moves_and_renamed_uploads)
     return 0;
 }
 
+TEST_IMPL(daemon_scores_a_global_average_pooling_model_as_classify_does)
+{
+    /* A network of another layout than the default one (globalavgpool in place of flatten)
+     * is loaded by the daemon from its file and judges a photo with the same score as
+     * `blurd classify` gives it. */
+    char *model = test_model_with_spec("pooled.safetensors",
+                                       "input 200 200 3; conv 4 3 relu; maxpool 2; conv 6 3 relu; "
+                                       "maxpool 2; globalavgpool; dense 8 relu; dense 2 softmax",
+                                       13);
+    char *inbox = make_dir("inbox"), *db = test_path("blurd.db");
+    size_t n;
+    char *bytes = photo_bytes(3, &n);
+    struct daemon_process d = start_daemon(daemon_args(model, inbox, db, ""));
+    wait_ready(&d);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/pooled.png", inbox);
+    put_file(path, bytes, n);
+    wait_for_number(&d, db, "select count(*) from images where verdict is not null", 1);
+    ASSERT_INT_EQ(stop_daemon(&d), 0);
+
+    char args[8192], *out, *err;
+    snprintf(args, sizeof args, "classify -m '%s' -f csv -q '%s'", model, path);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 0);
+    /* path,verdict,p_blurred,...: the third field of the one result line */
+    const char *line = strchr(out, '\n');
+    ASSERT(line != NULL);
+    const char *field = strchr(line + 1, ',');
+    ASSERT(field != NULL && (field = strchr(field + 1, ',')) != NULL);
+    double p_classify = strtod(field + 1, NULL);
+    ASSERT(p_classify > 0.0 && p_classify < 1.0);
+    /* classify prints six decimals */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "select count(*) from images where path like '%%/pooled.png' and "
+             "abs(p_blurred - %.6f) <= 1e-6",
+             p_classify);
+    ASSERT_INT_EQ(query_number(db, sql), 1);
+    free(bytes);
+    return 0;
+}
+
 TEST_IMPL(daemon_slow_writer_is_judged_once_after_close)
 {
     char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),

@@ -195,6 +195,7 @@
     X(eval_bad_data_and_usage)                                              \
     /* daemon (end to end, the real daemon process) */                      \
     X(daemon_judges_copies_moves_and_renamed_uploads)                       \
+    X(daemon_scores_a_global_average_pooling_model_as_classify_does)        \
     X(daemon_slow_writer_is_judged_once_after_close)                        \
     X(daemon_burst_of_1000_files_and_nested_folders)                        \
     X(daemon_catches_up_after_restart_and_skips_what_it_has)                \

@@ -158,10 +158,15 @@ double test_normalised_error(const float *a, const float *b, size_t n)
 
 char *test_small_model(const char *name, uint64_t seed)
 {
+    return test_model_with_spec(name, TEST_SMALL_SPEC, seed);
+}
+
+char *test_model_with_spec(const char *name, const char *spec, uint64_t seed)
+{
     char *path = test_path(name);
     char err[BLURD_ERR_LEN];
     blurd_model *model;
-    if (blurd_model_create(&model, TEST_SMALL_SPEC, seed, err) != 0 ||
+    if (blurd_model_create(&model, spec, seed, err) != 0 ||
         blurd_model_save(model, path, 0, err) != 0)
         TEST_FAIL("cannot make a test model: %s", err);
     blurd_model_free(model);

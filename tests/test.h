@@ -93,6 +93,8 @@ int test_run(const char *command, char **out, char **err);
     "input 200 200 3; conv 4 3 relu; maxpool 2; conv 4 3 relu; maxpool 2; " \
     "flatten; dense 8 relu; dense 2 softmax"
 char *test_small_model(const char *name, uint64_t seed);
+/* The same with the layer spec `spec`, for a test of another kind of network. */
+char *test_model_with_spec(const char *name, const char *spec, uint64_t seed);
 
 /* Runs the blurd binary with `args` in the test's folder, with no default model in reach
  * (BLURD_MODEL empty); as test_run. */
