@@ -49,6 +49,7 @@ void blurd_inspect_print(FILE *out, const blurd_model *model, int from_file)
         case BLURD_LAYER_INPUT:
         case BLURD_LAYER_FLATTEN:
         case BLURD_LAYER_GLOBALAVGPOOL:
+        case BLURD_LAYER_STANDARDIZE:
             break;
         }
         char shape[32], params[32];

@@ -597,6 +597,62 @@ static void backward_globalavgpool(const struct backward_args *args)
     }
 }
 
+/* ---- standardize ---- */
+
+/* The floor under an image's variance: a standard deviation of 0.01 (about 2.5 of 255
+ * levels), so a flat tile's noise is not stretched to the contrast of a real edge. */
+#define STANDARDIZE_EPSILON 1e-4
+
+/* Mean and 1/sqrt(variance + epsilon) of one image's n values, summed in double. */
+static void standardize_moments(const float *x, size_t n, float *mean, float *inv_std)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++)
+        sum += (double)x[i];
+    double m = sum / (double)n, squares = 0.0;
+    for (size_t i = 0; i < n; i++)
+        squares += ((double)x[i] - m) * ((double)x[i] - m);
+    *mean = (float)m;
+    *inv_std = (float)(1.0 / sqrt(squares / (double)n + STANDARDIZE_EPSILON));
+}
+
+/* Each image's values over its own mean and spread: what is left of a tile is the shape
+ * of its detail, not its contrast, which says little about focus.  Cheap beside any
+ * convolution, so it runs on one thread. */
+static void forward_standardize(const struct forward_args *args)
+{
+    size_t n = shape_size(args->layer->in);
+    for (int image = 0; image < args->batch; image++) {
+        const float *x = args->x + (size_t)image * n;
+        float *y = args->y + (size_t)image * n, mean, inv_std;
+        standardize_moments(x, n, &mean, &inv_std);
+        for (size_t i = 0; i < n; i++)
+            y[i] = (x[i] - mean) * inv_std;
+    }
+}
+
+/* With y = (x - mean) / s: dx = (dy - mean(dy) - y mean(dy y)) / s.  y is recomputed from
+ * x, since a dropout after this layer may have zeroed some of the stored output. */
+static void backward_standardize(const struct backward_args *args)
+{
+    /* it has no parameters, so the walk stops above it when dx is not wanted */
+    CHECK(args->dx != NULL);
+    size_t n = shape_size(args->layer->in);
+    for (int image = 0; image < args->batch; image++) {
+        const float *x = args->x + (size_t)image * n, *dy = args->dy + (size_t)image * n;
+        float *dx = args->dx + (size_t)image * n, mean, inv_std;
+        standardize_moments(x, n, &mean, &inv_std);
+        double dy_sum = 0.0, dy_y_sum = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            dy_sum += (double)dy[i];
+            dy_y_sum += (double)dy[i] * (double)((x[i] - mean) * inv_std);
+        }
+        float dy_mean = (float)(dy_sum / (double)n), dy_y_mean = (float)(dy_y_sum / (double)n);
+        for (size_t i = 0; i < n; i++)
+            dx[i] = (dy[i] - dy_mean - (x[i] - mean) * inv_std * dy_y_mean) * inv_std;
+    }
+}
+
 struct dense_plan {
     const struct forward_args *args;
     int blocks;
@@ -694,6 +750,8 @@ static const struct layer_ops layer_ops[] = {
                            backward_dense},
     [BLURD_LAYER_GLOBALAVGPOOL] = {"globalavgpool", false, plan_globalavgpool, flops_none,
                                    forward_globalavgpool, backward_globalavgpool},
+    [BLURD_LAYER_STANDARDIZE] = {"standardize", false, plan_input, flops_none, forward_standardize,
+                                 backward_standardize},
 };
 
 static const char *const activation_names[] = {
@@ -801,6 +859,12 @@ static int parse_layer(char **tokens, int count, bool first, struct layer *layer
             snprintf(why, why_len, "globalavgpool takes no arguments");
             return -1;
         }
+    } else if (strcmp(kind, "standardize") == 0) {
+        layer->kind = BLURD_LAYER_STANDARDIZE;
+        if (count != 1) {
+            snprintf(why, why_len, "standardize takes no arguments");
+            return -1;
+        }
     } else if (strcmp(kind, "dense") == 0) {
         layer->kind = BLURD_LAYER_DENSE;
         if (count != 3 || !parse_count(tokens[1], MAX_CHANNELS, &layer->units) ||
@@ -836,6 +900,7 @@ static void describe_layer(const struct layer *layer, char *out, size_t out_len)
         break;
     case BLURD_LAYER_FLATTEN:
     case BLURD_LAYER_GLOBALAVGPOOL:
+    case BLURD_LAYER_STANDARDIZE:
         snprintf(out, out_len, "%s", name);
         break;
     case BLURD_LAYER_DENSE:

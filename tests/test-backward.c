@@ -9,7 +9,7 @@
 #include <malloc.h>
 #include <string.h>
 
-/* Every layer kind but global average pooling (GLOBAL_POOL_SPEC): conv with ReLU and
+/* Every layer kind but global average pooling and standardize (below): conv with ReLU and
  * linear, a max-pool that drops a row and a column (7x7 -> 3x3), dropout, flatten, dense
  * with ReLU and with softmax. */
 #define SMALL_SPEC                                                                           \
@@ -30,6 +30,12 @@
 #define GLOBAL_POOL_SPEC                                                                    \
     "input 8 8 3; conv 4 3 relu; dropout 0.3; conv 5 2 relu; globalavgpool; dense 3 relu; " \
     "dense 2 softmax"
+
+/* Standardize on the input (the input gradient passes through it) and again between two
+ * convolutions, with a dropout after it that zeroes some of its stored output. */
+#define STANDARDIZE_SPEC                                                                 \
+    "input 8 8 3; standardize; conv 4 3 relu; standardize; dropout 0.3; conv 5 2 relu; " \
+    "globalavgpool; dense 3 relu; dense 2 softmax"
 
 static const int labels[3] = {0, 1, 1};
 
@@ -186,6 +192,15 @@ static double reference_loss(struct reference *r)
                         sum += x[p * in.channels + c];
                     y[c] = sum / positions;
                 }
+            } else if (info.kind == BLURD_LAYER_STANDARDIZE) {
+                int n = in.height * in.width * in.channels;
+                double mean = 0.0, variance = 0.0;
+                for (int v = 0; v < n; v++)
+                    mean += x[v] / n;
+                for (int v = 0; v < n; v++)
+                    variance += (x[v] - mean) * (x[v] - mean) / n;
+                for (int v = 0; v < n; v++)
+                    y[v] = (x[v] - mean) / sqrt(variance + 1e-4);
             } else if (info.kind == BLURD_LAYER_DENSE) {
                 int units = out.channels;
                 const double *kernel = theta, *bias = theta + (size_t)in.channels * units;
@@ -320,6 +335,12 @@ TEST_IMPL(backward_gradient_check_global_average_pool)
     return 0;
 }
 
+TEST_IMPL(backward_gradient_check_standardize)
+{
+    gradient_check(STANDARDIZE_SPEC, 0);
+    return 0;
+}
+
 TEST_IMPL(backward_gradient_check_banded_convolution)
 {
     gradient_check(BANDED_SPEC, 200);
@@ -348,7 +369,7 @@ static float *step_gradients(const blurd_net *net, int threads, unsigned flags, 
 
 TEST_IMPL(backward_threads_agree)
 {
-    const char *specs[] = {SMALL_SPEC, BANDED_SPEC, GLOBAL_POOL_SPEC};
+    const char *specs[] = {SMALL_SPEC, BANDED_SPEC, GLOBAL_POOL_SPEC, STANDARDIZE_SPEC};
     for (int s = 0; s < (int)(sizeof specs / sizeof specs[0]); s++) {
         blurd_net *net = make_net(specs[s], 8);
         float *inputs = random_inputs(net, 3, 10);
@@ -406,6 +427,9 @@ TEST_IMPL(backward_train_forward_matches_inference)
         "dense 7 relu; dense 3 softmax");
     expect_train_forward_equals_inference(
         "input 20 20 3; conv 6 3 relu; maxpool 2; dropout 0; conv 5 3 linear; globalavgpool; "
+        "dense 7 relu; dense 3 softmax");
+    expect_train_forward_equals_inference(
+        "input 20 20 3; standardize; conv 6 3 relu; maxpool 2; conv 5 3 linear; globalavgpool; "
         "dense 7 relu; dense 3 softmax");
 
     /* with dropout: the same seed gives the same output, another seed another */

@@ -17,6 +17,7 @@
     X(kernels_backward_simd_match_scalar_on_odd_shapes)                     \
     X(backward_gradient_check_every_layer_kind)                             \
     X(backward_gradient_check_global_average_pool)                          \
+    X(backward_gradient_check_standardize)                                  \
     X(backward_gradient_check_banded_convolution)                           \
     X(backward_threads_agree)                                               \
     X(backward_train_forward_matches_inference)                             \

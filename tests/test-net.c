@@ -60,6 +60,8 @@ TEST_IMPL(net_rejects_bad_specs)
         {"input 10 10 3; maxpool 3; flatten; dense 2 softmax", "maxpool 2"},
         {"input 10 10 3; dropout 1.5; flatten; dense 2 softmax", "dropout RATE"},
         {"input 10 10 3; globalavgpool 2; dense 2 softmax", "globalavgpool takes no arguments"},
+        {"input 10 10 3; standardize on; flatten; dense 2 softmax",
+         "standardize takes no arguments"},
         {"input 10 10 3; flatten; dense 2 softmax; input 1 1 1", "first layer and appear once"},
         {"input 10 10 3; conv 8 3 relu", "last layer must be dense"},
         {"input 10 10 3;; flatten; dense 2 softmax", "empty"},

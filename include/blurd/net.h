@@ -14,6 +14,8 @@
  *   flatten                H,W,C order, as Keras flattens NHWC
  *   globalavgpool          each channel's mean over all positions (1 x 1 x C), as Keras'
  *                          GlobalAveragePooling2D
+ *   standardize            each image's values minus their mean, over sqrt(variance +
+ *                          1e-4): its contrast removed, the shape of its detail kept
  *   dense UNITS ACT        ACT = relu | linear | softmax
  * Parameters are named "layers.I.kernel" (HWIO for conv, IO for dense) and "layers.I.bias",
  * I being the layer's index in the spec (input is 0).
@@ -47,6 +49,7 @@ enum blurd_layer_kind {
     BLURD_LAYER_FLATTEN,
     BLURD_LAYER_DENSE,
     BLURD_LAYER_GLOBALAVGPOOL,
+    BLURD_LAYER_STANDARDIZE,
 };
 
 enum blurd_activation {
