@@ -28,6 +28,7 @@
     X(model_create_defaults)                                                \
     X(model_save_load_round_trip_f32)                                       \
     X(model_save_load_round_trip_f16)                                       \
+    X(model_standardize_round_trip_and_contrast)                            \
     X(model_half_conversion_exact)                                          \
     X(model_metadata_round_trip)                                            \
     X(model_hash_is_sha256_of_file)                                         \

@@ -1181,3 +1181,59 @@ TEST_IMPL(model_extras_round_trip_and_refusals)
     blurd_model_free(model);
     return 0;
 }
+
+/* p(first class) of `model` for one input. */
+static float score_of(const blurd_model *model, const float *input)
+{
+    char err[BLURD_ERR_LEN];
+    const blurd_net *net = blurd_model_net(model);
+    blurd_net_workspace *ws;
+    if (blurd_net_workspace_create(&ws, net, 1, 1, err) != 0)
+        TEST_FAIL("%s", err);
+    struct blurd_shape in = blurd_net_input_shape(net);
+    memcpy(blurd_net_workspace_input(ws), input,
+           (size_t)in.height * in.width * in.channels * sizeof(float));
+    float p = blurd_net_forward(net, ws, 1, NULL)[0];
+    blurd_net_workspace_free(ws);
+    return p;
+}
+
+/* A model with a standardize layer is saved and loaded with it, scores as before, and its
+ * score hardly moves when the input's contrast is halved, unlike the same network's
+ * without the layer. */
+TEST_IMPL(model_standardize_round_trip_and_contrast)
+{
+    const char *specs[2] = {
+        "input 16 16 3; standardize; conv 4 3 relu; maxpool 2; globalavgpool; dense 2 softmax",
+        "input 16 16 3; conv 4 3 relu; maxpool 2; globalavgpool; dense 2 softmax"};
+    float image[16 * 16 * 3], faint[16 * 16 * 3];
+    uint64_t state = 17;
+    for (int i = 0; i < 16 * 16 * 3; i++) {
+        image[i] = test_random_uniform(&state, 0.1f, 0.9f);
+        faint[i] = 0.5f + 0.5f * (image[i] - 0.5f);
+    }
+    float moved[2];
+    for (int s = 0; s < 2; s++) {
+        char *path = test_model_with_spec("standardize.safetensors", specs[s], 5);
+        blurd_model *model = load_ok(path);
+        ASSERT_STR_EQ(blurd_net_spec(blurd_model_net(model)), specs[s]);
+        moved[s] = fabsf(score_of(model, faint) - score_of(model, image));
+        if (s == 0) {
+            /* saving what was loaded keeps the layer and the score */
+            char err[BLURD_ERR_LEN];
+            char *again = test_path("again.safetensors");
+            ASSERT_INT_EQ(blurd_model_save(model, again, 0, err), 0);
+            blurd_model *reloaded = load_ok(again);
+            ASSERT(score_of(reloaded, image) == score_of(model, image));
+            blurd_model_free(reloaded);
+            free(again);
+        }
+        blurd_model_free(model);
+        unlink(path);
+        free(path);
+    }
+    fprintf(stderr, "score moved by halving contrast: %.3g with standardize, %.3g without\n",
+            (double)moved[0], (double)moved[1]);
+    ASSERT(moved[0] * 10.0f < moved[1]);
+    return 0;
+}
