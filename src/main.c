@@ -713,6 +713,9 @@ static const char train_usage[] =
     "      --other-tile-weight W\n"
     "                         tiles mode: loss weight, 0 to 1, of the tiles an image's\n"
     "                         score does not rest on; 1 weighs all alike (default: 0.25)\n"
+    "      --contrast C       lower each training input's contrast about its mean by a\n"
+    "                         factor drawn from 1-C to 1; C from 0 to 0.9, so that low\n"
+    "                         contrast is not learnt as blur (default: 0, as decoded)\n"
     "      --spec SPEC        layer spec (default: the original network)\n"
     "  -s, --seed S           seed for weights, order, flips and dropout (default: 1)\n"
     "      --resume CKPT      continue from a checkpoint, with its settings\n"
@@ -739,6 +742,7 @@ static int command_train(int argc, char **argv)
         OPT_PATIENCE,
         OPT_TILES,
         OPT_OTHER_TILE_WEIGHT,
+        OPT_CONTRAST,
         OPT_SPEC,
         OPT_RESUME,
         OPT_CHECKPOINT,
@@ -759,6 +763,7 @@ static int command_train(int argc, char **argv)
         {"input", required_argument, NULL, 'i'},
         {"tiles", required_argument, NULL, OPT_TILES},
         {"other-tile-weight", required_argument, NULL, OPT_OTHER_TILE_WEIGHT},
+        {"contrast", required_argument, NULL, OPT_CONTRAST},
         {"spec", required_argument, NULL, OPT_SPEC},
         {"seed", required_argument, NULL, 's'},
         {"resume", required_argument, NULL, OPT_RESUME},
@@ -784,7 +789,8 @@ static int command_train(int argc, char **argv)
     float value;
     while ((c = getopt_long(argc, argv, "o:e:b:i:s:j:h", long_options, NULL)) != -1) {
         if (c == 'b' || c == OPT_LR || c == OPT_VAL_SPLIT || c == 'i' || c == OPT_TILES ||
-            c == OPT_OTHER_TILE_WEIGHT || c == OPT_SPEC || c == 's' || c == OPT_THRESHOLD)
+            c == OPT_OTHER_TILE_WEIGHT || c == OPT_CONTRAST || c == OPT_SPEC || c == 's' ||
+            c == OPT_THRESHOLD)
             settings_given = true;
         switch (c) {
         case 'o':
@@ -842,6 +848,12 @@ static int command_train(int argc, char **argv)
                     hint, "--other-tile-weight must be a number from 0 to 1, not '%s'", optarg);
             options.other_tile_weight = value;
             break;
+        case OPT_CONTRAST:
+            if (parse_float(optarg, &value) != 0 || !(value >= 0.0f && value <= 0.9f))
+                return usage_error(hint, "--contrast must be a number from 0 to 0.9, not '%s'",
+                                   optarg);
+            options.contrast = value;
+            break;
         case OPT_SPEC:
             options.spec = optarg;
             break;
@@ -897,8 +909,8 @@ static int command_train(int argc, char **argv)
     options.data_dir = argv[optind];
     if (options.resume != NULL && settings_given)
         blurd_log_warning("resuming: the checkpoint's spec, input, batch, learning rate, seed, "
-                          "split, tiles, tile weight and threshold are used; the ones given are "
-                          "ignored");
+                          "split, tiles, tile weight, contrast and threshold are used; the ones "
+                          "given are ignored");
     char err[BLURD_ERR_LEN];
     struct blurd_train_summary summary;
     if (blurd_image_init(argv[0], err) != 0 || blurd_train_run(&options, &summary, err) != 0) {

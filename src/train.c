@@ -436,12 +436,27 @@ void blurd_train_tile_weights(int n, const size_t *owner, const float *probabili
     }
 }
 
-/* Writes a training input as floats, under one of the square's eight symmetries (flips
- * and transposition): none changes whether a picture is blurred, and motion blur keeps
- * its kind in any direction. */
-static void write_augmented(const uint8_t *in, int size, unsigned symmetry, float *out)
+/* A training input as floats, under one of the square's eight symmetries (flips and
+ * transposition): none changes whether a picture is blurred, and motion blur keeps its kind
+ * in any direction.  Its contrast may be lowered about its mean too: a flat, dim or hazy
+ * scene is no less sharp for it, and without such inputs a network learns low contrast as
+ * a sign of blur (the clear photos models miss are mostly the low-contrast ones).  Contrast
+ * is only ever lowered, since raising it would clip highlights and shadows into hard edges
+ * that a blurred picture does not have. */
+void blurd_train_augment(const uint8_t *in, int size, unsigned symmetry, float contrast_factor,
+                         float *out)
 {
     const float scale = 1.0f / 255.0f;
+    const size_t values = (size_t)size * (size_t)size * 3;
+    float gain = scale, offset = 0.0f;
+    if (contrast_factor != 1.0f) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < values; i++)
+            sum += in[i];
+        float mean = (float)((double)sum / (double)values) * scale;
+        gain = contrast_factor * scale;
+        offset = (1.0f - contrast_factor) * mean;
+    }
     for (int y = 0; y < size; y++) {
         for (int x = 0; x < size; x++) {
             int sy = y, sx = x;
@@ -455,11 +470,23 @@ static void write_augmented(const uint8_t *in, int size, unsigned symmetry, floa
                 sy = size - 1 - sy;
             const uint8_t *p = in + ((size_t)sy * (size_t)size + (size_t)sx) * 3;
             float *q = out + ((size_t)y * (size_t)size + (size_t)x) * 3;
-            q[0] = p[0] * scale;
-            q[1] = p[1] * scale;
-            q[2] = p[2] * scale;
+            q[0] = p[0] * gain + offset;
+            q[1] = p[1] * gain + offset;
+            q[2] = p[2] * gain + offset;
         }
     }
+}
+
+/* The contrast factor of the training input at `position` of `epoch`'s order: log-uniform
+ * in [1 - contrast, 1] (any two ratios within the range equally likely), and exactly 1
+ * when contrast is 0. */
+static float contrast_factor(const struct blurd_train_options *s, int epoch, size_t position)
+{
+    if (s->contrast <= 0.0f)
+        return 1.0f;
+    uint64_t h = key3(s->seed, 0x636f6e7472617374ULL ^ (uint64_t)epoch, position);
+    double u = (double)(h >> 11) * 0x1.0p-53;
+    return (float)exp(u * log(1.0 - (double)s->contrast));
 }
 
 /* ---- validation ---- */
@@ -593,6 +620,7 @@ static const char *const checkpoint_keys[] = {
     "checkpoint.lr",         "checkpoint.history",
     "checkpoint.threshold",  "checkpoint.data",
     "checkpoint.output",     "checkpoint.other_tile_weight",
+    "checkpoint.contrast",
 };
 
 static int save_checkpoint(struct trainer *t, double seconds, char *err)
@@ -620,6 +648,7 @@ static int save_checkpoint(struct trainer *t, double seconds, char *err)
     rc =
         rc ? rc
            : set_meta(t, "checkpoint.other_tile_weight", err, "%.9g", (double)s->other_tile_weight);
+    rc = rc ? rc : set_meta(t, "checkpoint.contrast", err, "%.9g", (double)s->contrast);
     rc = rc ? rc : set_meta(t, "checkpoint.lr", err, "%.9g", (double)s->learning_rate);
     rc = rc ? rc : set_meta(t, "checkpoint.threshold", err, "%.9g", (double)s->threshold);
     rc = rc ? rc : set_meta(t, "checkpoint.history", err, "%s", t->history);
@@ -717,6 +746,14 @@ static int read_checkpoint_state(struct trainer *t, char *err)
                                     threshold > 0 && threshold < 1
                                 ? (float)threshold
                                 : 0.0f;
+    /* checkpoints from before contrast was a setting trained without it */
+    double contrast = 0.0;
+    if (blurd_model_meta_get(t->model, "checkpoint.contrast") != NULL &&
+        (meta_number(t->model, "checkpoint.contrast", &contrast) != 0 ||
+         !(contrast >= 0.0 && contrast < 1.0)))
+        return blurd_error_set(err, BLURD_EMODEL, "%s: checkpoint value checkpoint.contrast bad",
+                               t->settings.resume);
+    t->settings.contrast = (float)contrast;
     t->settings.input = blurd_model_preprocess(t->model)->input;
     const char *data = blurd_model_meta_get(t->model, "checkpoint.data");
     snprintf(t->resumed_data, sizeof t->resumed_data, "%s", data ? data : "");
@@ -765,9 +802,9 @@ static int save_best(struct trainer *t, const struct validation *v, double train
     rc = rc ? rc
             : set_meta(t, "train.settings", err,
                        "input %s, batch %d, lr %g, val-split %g, tiles %d, other-tile-weight "
-                       "%g, seed %llu",
+                       "%g, contrast %g, seed %llu",
                        input_name(s->input), s->batch, (double)s->learning_rate, s->val_split,
-                       s->tiles_per_image, (double)s->other_tile_weight,
+                       s->tiles_per_image, (double)s->other_tile_weight, (double)s->contrast,
                        (unsigned long long)s->seed);
     rc = rc ? rc : set_meta(t, "train.epoch", err, "%d", t->best_epoch);
     rc = rc ? rc : set_meta(t, "train.loss", err, "%.4f", train_loss);
@@ -819,7 +856,8 @@ static int check_options(const struct blurd_train_options *o, char *err)
         !(o->learning_rate > 0.0f) || !(o->val_split >= 0.0 && o->val_split < 1.0) ||
         o->patience < 0 || o->tiles_per_image < 1 || o->tiles_per_image > 64 || o->threads < 1 ||
         !(o->other_tile_weight >= 0.0f && o->other_tile_weight <= 1.0f) ||
-        !(o->max_seconds >= 0.0) || !(o->threshold >= 0.0f && o->threshold < 1.0f) ||
+        !(o->contrast >= 0.0f && o->contrast < 1.0f) || !(o->max_seconds >= 0.0) ||
+        !(o->threshold >= 0.0f && o->threshold < 1.0f) ||
         (o->input != BLURD_INPUT_TILES && o->input != BLURD_INPUT_RESIZE))
         return blurd_error_set(err, BLURD_EINVAL, "train: options out of range");
     return 0;
@@ -1113,8 +1151,9 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
                 const struct image_slot *slot = &t->images[sample->image];
                 unsigned symmetry =
                     (unsigned)(key3(s->seed, (uint64_t)t->epoch, begin + (size_t)b) & 7);
-                write_augmented(t->pixels + (slot->first + sample->input) * t->input_values, size,
-                                symmetry, input + (size_t)b * t->input_values);
+                blurd_train_augment(t->pixels + (slot->first + sample->input) * t->input_values,
+                                    size, symmetry, contrast_factor(s, t->epoch, begin + (size_t)b),
+                                    input + (size_t)b * t->input_values);
                 t->labels[b] = slot->label;
             }
             uint64_t global = blurd_adam_steps(t->adam);

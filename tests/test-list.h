@@ -142,6 +142,7 @@
     X(adam_matches_the_papers_algorithm)                                    \
     X(adam_first_step_and_convergence)                                      \
     X(train_tile_weights_follow_the_sharpest_quarter)                       \
+    X(train_augment_turns_and_lowers_contrast_about_the_mean)               \
     X(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same) \
     X(train_resumed_run_matches_an_uninterrupted_one)                       \
     X(train_tiles_run_resumes_identically)                                  \

@@ -1,11 +1,13 @@
 /* test-train.c - the optimizer against a plain double-precision transcription of the
  * paper's Algorithm 1, and on a problem whose minimum is known; the training loop on a
- * trivially separable set, its checkpoints and resume, and `blurd train` on bad data. */
+ * trivially separable set, its checkpoints and resume, the training inputs' augmentation,
+ * and `blurd train` on bad data. */
 #include "blurd/dataset.h"
 #include "blurd/error.h"
 #include "blurd/image.h"
 #include "blurd/model.h"
 #include "blurd/net.h"
+#include "blurd/random.h"
 #include "blurd/train.h"
 #include "test.h"
 
@@ -206,6 +208,38 @@ TEST_IMPL(train_tile_weights_follow_the_sharpest_quarter)
     return 0;
 }
 
+TEST_IMPL(train_augment_turns_and_lowers_contrast_about_the_mean)
+{
+    enum { SIZE = 6, VALUES = SIZE * SIZE * 3 };
+    uint8_t in[VALUES];
+    uint64_t state = 7;
+    for (int i = 0; i < VALUES; i++)
+        in[i] = (uint8_t)(blurd_splitmix64(&state) & 0xff);
+    float out[VALUES];
+    /* factor 1: the bytes / 255, exactly; transposed then mirrored (symmetry 5), the
+     * output's (y, x) is the input's (x, size - 1 - y) */
+    blurd_train_augment(in, SIZE, 5, 1.0f, out);
+    for (int y = 0; y < SIZE; y++)
+        for (int x = 0; x < SIZE; x++)
+            for (int ch = 0; ch < 3; ch++)
+                ASSERT(out[(y * SIZE + x) * 3 + ch] ==
+                       in[(x * SIZE + (SIZE - 1 - y)) * 3 + ch] * (1.0f / 255.0f));
+
+    /* factor 0.25: the same mean, a quarter of the spread, inside [0, 1] */
+    blurd_train_augment(in, SIZE, 0, 0.25f, out);
+    double in_mean = 0, out_mean = 0;
+    for (int i = 0; i < VALUES; i++) {
+        in_mean += in[i] / 255.0 / VALUES;
+        out_mean += out[i] / (double)VALUES;
+    }
+    ASSERT_NEAR(out_mean, in_mean, 1e-6);
+    for (int i = 0; i < VALUES; i++) {
+        ASSERT(out[i] >= 0.0f && out[i] <= 1.0f);
+        ASSERT_NEAR(out[i] - out_mean, 0.25 * (in[i] / 255.0 - in_mean), 1e-6);
+    }
+    return 0;
+}
+
 TEST_IMPL(train_separable_set_to_full_accuracy_and_saved_model_scores_the_same)
 {
     char err[BLURD_ERR_LEN];
@@ -376,6 +410,7 @@ TEST_IMPL(train_tiles_run_resumes_identically)
     options.tiles_per_image = 3;
     options.val_split = 0.0;
     options.epochs = 3;
+    options.contrast = 0.5f;
     struct blurd_train_summary summary;
     if (blurd_train_run(&options, &summary, err) != 0)
         TEST_FAIL("%s", err);
@@ -389,21 +424,38 @@ TEST_IMPL(train_tiles_run_resumes_identically)
         TEST_FAIL("%s", err);
     ASSERT_INT_EQ(summary.end, BLURD_TRAIN_BUDGET_SPENT);
     options.max_steps = 0;
+    options.contrast = 0.0f; /* the checkpoint's contrast is the one used */
     options.resume = test_path("sliced.safetensors.ckpt");
     if (blurd_train_run(&options, &summary, err) != 0)
         TEST_FAIL("%s", err);
     ASSERT_INT_EQ(summary.end, BLURD_TRAIN_FINISHED);
 
-    blurd_model *a, *b;
-    if (blurd_model_load(&a, whole, err) != 0 || blurd_model_load(&b, sliced, err) != 0)
+    /* the same run without the contrast augmentation learns other weights */
+    char *plain = test_path("plain.safetensors");
+    options = small_options(data, plain);
+    options.input = BLURD_INPUT_TILES;
+    options.tiles_per_image = 3;
+    options.val_split = 0.0;
+    options.epochs = 3;
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+
+    blurd_model *a, *b, *c;
+    if (blurd_model_load(&a, whole, err) != 0 || blurd_model_load(&b, sliced, err) != 0 ||
+        blurd_model_load(&c, plain, err) != 0)
         TEST_FAIL("%s", err);
     size_t count = blurd_net_parameter_count(blurd_model_net(a));
     ASSERT(memcmp(blurd_net_parameters(blurd_model_net(a)),
                   blurd_net_parameters(blurd_model_net(b)), count * sizeof(float)) == 0);
+    ASSERT(memcmp(blurd_net_parameters(blurd_model_net(a)),
+                  blurd_net_parameters(blurd_model_net(c)), count * sizeof(float)) != 0);
     ASSERT_STR_EQ(blurd_model_meta_get(a, "blurd.input"), "tiles");
     ASSERT_CONTAINS(blurd_model_meta_get(a, "train.settings"), "other-tile-weight 0.25");
+    ASSERT_CONTAINS(blurd_model_meta_get(b, "train.settings"), "contrast 0.5,");
+    ASSERT_CONTAINS(blurd_model_meta_get(c, "train.settings"), "contrast 0,");
     blurd_model_free(a);
     blurd_model_free(b);
+    blurd_model_free(c);
     free(data);
     return 0;
 }

@@ -73,6 +73,9 @@ struct blurd_train_options {
     float other_tile_weight; /* tiles mode: the loss weight, in [0, 1], of the tiles an image's
                                 score does not rest on (its score rests on its sharpest
                                 quarter, weight 1); 1 weighs every tile alike */
+    float contrast;          /* [0, 1): each training input's contrast (its values' spread
+                                about their mean) scaled by a factor drawn log-uniformly from
+                                [1 - contrast, 1]; 0 leaves inputs as decoded */
     int half;                /* non-zero: save the model in F16 */
     uint64_t seed;           /* initial weights, sample order, augmentation, dropout */
     int threads;             /* cores, >= 1 */
@@ -91,6 +94,13 @@ struct blurd_train_options {
  * An image cut by the batch's edge counts as two. */
 void blurd_train_tile_weights(int n, const size_t *owner, const float *probabilities, float other,
                               float *weights);
+
+/* Writes a training input, `size` x `size` x 3 bytes, as floats in [0, 1] under one of the
+ * square's eight symmetries (bit 2: transpose, bit 0: mirror left-right, bit 1: upside
+ * down), with its values' spread about their mean scaled by `contrast_factor` in (0, 1]
+ * (1: the bytes / 255 exactly). */
+void blurd_train_augment(const uint8_t *in, int size, unsigned symmetry, float contrast_factor,
+                         float *out);
 
 /* Fills `options` with the defaults above (input tiles, seed 1, one thread). */
 void blurd_train_defaults(struct blurd_train_options *options);
@@ -122,7 +132,8 @@ struct blurd_train_summary {
  * with the best balanced accuracy on the validation images (within 0.05..0.95).  The checkpoint
  * (current weights, Adam's moments, the best weights and the loop's position) is written after
  * every epoch and when stopped; resuming continues from the step where it stopped, with the
- * checkpoint's settings (spec, input, batch, seed, split, tiles, tile weight, learning rate);
+ * checkpoint's settings (spec, input, batch, seed, split, tiles, tile weight, contrast, learning
+ * rate);
  * epochs, patience and the budgets come from `options` (a different `epochs` reshapes the rest of
  * the learning-rate schedule).  A fresh run refuses an output or checkpoint that exists
  * (BLURD_EINVAL, writing nothing); a resumed run refuses an output that exists but is not its
