@@ -143,8 +143,11 @@ size_t blurd_adam_count(const blurd_adam *adam)
  * dropout masks as one that never stopped.
  */
 
-#define CHECKPOINT_VERSION "2"  /* 2: images kept whole in a step */
-#define MIN_LR_SHARE       0.02 /* the cosine schedule ends at this share of the peak */
+/* 2: images kept whole in a step; 3: the contrast setting, which a blurd that writes 2 would
+ * drop.  Version 2 checkpoints still continue, without contrast. */
+#define CHECKPOINT_VERSION     "3"
+#define OLD_CHECKPOINT_VERSION "2"
+#define MIN_LR_SHARE           0.02 /* the cosine schedule ends at this share of the peak */
 
 void blurd_train_defaults(struct blurd_train_options *options)
 {
@@ -485,7 +488,7 @@ static float contrast_factor(const struct blurd_train_options *s, int epoch, siz
     if (s->contrast <= 0.0f)
         return 1.0f;
     uint64_t h = key3(s->seed, 0x636f6e7472617374ULL ^ (uint64_t)epoch, position);
-    double u = (double)(h >> 11) * 0x1.0p-53;
+    double u = (double)(h >> 11) * 0x1.0p-53; /* uniform in [0, 1) */
     return (float)exp(u * log(1.0 - (double)s->contrast));
 }
 
@@ -703,7 +706,8 @@ static int read_checkpoint_state(struct trainer *t, char *err)
     };
     double v[sizeof numbers / sizeof *numbers];
     const char *version = blurd_model_meta_get(t->model, "checkpoint.version");
-    if (version == NULL || strcmp(version, CHECKPOINT_VERSION) != 0)
+    if (version == NULL ||
+        (strcmp(version, CHECKPOINT_VERSION) != 0 && strcmp(version, OLD_CHECKPOINT_VERSION) != 0))
         return blurd_error_set(err, BLURD_EMODEL,
                                "%s: not a training checkpoint this blurd can continue (version "
                                "%s, this blurd writes %s)",
@@ -746,7 +750,7 @@ static int read_checkpoint_state(struct trainer *t, char *err)
                                     threshold > 0 && threshold < 1
                                 ? (float)threshold
                                 : 0.0f;
-    /* checkpoints from before contrast was a setting trained without it */
+    /* version 2 checkpoints, from before contrast was a setting, trained without it */
     double contrast = 0.0;
     if (blurd_model_meta_get(t->model, "checkpoint.contrast") != NULL &&
         (meta_number(t->model, "checkpoint.contrast", &contrast) != 0 ||

@@ -230,12 +230,12 @@ TEST_IMPL(train_augment_turns_and_lowers_contrast_about_the_mean)
     double in_mean = 0, out_mean = 0;
     for (int i = 0; i < VALUES; i++) {
         in_mean += in[i] / 255.0 / VALUES;
-        out_mean += out[i] / (double)VALUES;
+        out_mean += (double)out[i] / VALUES;
     }
     ASSERT_NEAR(out_mean, in_mean, 1e-6);
     for (int i = 0; i < VALUES; i++) {
         ASSERT(out[i] >= 0.0f && out[i] <= 1.0f);
-        ASSERT_NEAR(out[i] - out_mean, 0.25 * (in[i] / 255.0 - in_mean), 1e-6);
+        ASSERT_NEAR((double)out[i] - out_mean, 0.25 * (in[i] / 255.0 - in_mean), 1e-6);
     }
     return 0;
 }
@@ -390,7 +390,7 @@ TEST_IMPL(train_resumed_run_matches_an_uninterrupted_one)
  * 4 (so images straddle steps) and fewer blurred images than clear (so some are repeated and
  * one cut short); stopped mid-epoch and resumed, the run ends with the same bits, and it
  * learns the set. */
-TEST_IMPL(train_tiles_run_resumes_identically)
+TEST_IMPL(train_tiles_run_with_contrast_resumes_identically)
 {
     char err[BLURD_ERR_LEN];
     ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
@@ -473,6 +473,8 @@ TEST_IMPL(train_command_bad_data_and_usage)
     ASSERT_CONTAINS(err, "-o FILE");
     ASSERT_INT_EQ(test_blurd("train missing -o m --batch 0", &out, &err), 2);
     ASSERT_CONTAINS(err, "--batch");
+    ASSERT_INT_EQ(test_blurd("train missing -o m --contrast 0.95", &out, &err), 2);
+    ASSERT_CONTAINS(err, "--contrast must be a number from 0 to 0.9");
 
     /* a class folder without images, and a set of one image */
     make_separable_set("data", 1, 3);

@@ -95,7 +95,8 @@ struct blurd_train_options {
 void blurd_train_tile_weights(int n, const size_t *owner, const float *probabilities, float other,
                               float *weights);
 
-/* Writes a training input, `size` x `size` x 3 bytes, as floats in [0, 1] under one of the
+/* Writes a training input, `size` x `size` x 3 bytes, as floats in [0, 1] (to rounding) under
+ * one of the
  * square's eight symmetries (bit 2: transpose, bit 0: mirror left-right, bit 1: upside
  * down), with its values' spread about their mean scaled by `contrast_factor` in (0, 1]
  * (1: the bytes / 255 exactly). */
