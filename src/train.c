@@ -441,10 +441,10 @@ void blurd_train_tile_weights(int n, const size_t *owner, const float *probabili
 
 /* A training input as floats, under one of the square's eight symmetries (flips and
  * transposition): none changes whether a picture is blurred, and motion blur keeps its kind
- * in any direction.  Its contrast may be lowered about its mean too: a flat, dim or hazy
- * scene is no less sharp for it, and without such inputs a network learns low contrast as
- * a sign of blur (the clear photos models miss are mostly the low-contrast ones).  Contrast
- * is only ever lowered, since raising it would clip highlights and shadows into hard edges
+ * in any direction.  Its contrast may be lowered about its mean too (--contrast): a flat,
+ * dim or hazy scene is no less sharp for it, and the clear photos models miss are mostly
+ * the low-contrast ones (models/README.md measures what the option does).  Contrast is
+ * only ever lowered, since raising it would clip highlights and shadows into hard edges
  * that a blurred picture does not have. */
 void blurd_train_augment(const uint8_t *in, int size, unsigned symmetry, float contrast_factor,
                          float *out)

@@ -95,11 +95,10 @@ struct blurd_train_options {
 void blurd_train_tile_weights(int n, const size_t *owner, const float *probabilities, float other,
                               float *weights);
 
-/* Writes a training input, `size` x `size` x 3 bytes, as floats in [0, 1] (to rounding) under
- * one of the
- * square's eight symmetries (bit 2: transpose, bit 0: mirror left-right, bit 1: upside
- * down), with its values' spread about their mean scaled by `contrast_factor` in (0, 1]
- * (1: the bytes / 255 exactly). */
+/* Writes a training input, `size` x `size` x 3 bytes, as floats in [0, 1] (to rounding)
+ * under one of the square's eight symmetries (bit 2: transpose, bit 0: mirror left-right,
+ * bit 1: upside down), with its values' spread about their mean scaled by
+ * `contrast_factor` in (0, 1] (1: the bytes / 255 exactly). */
 void blurd_train_augment(const uint8_t *in, int size, unsigned symmetry, float contrast_factor,
                          float *out);
 
@@ -133,13 +132,12 @@ struct blurd_train_summary {
  * with the best balanced accuracy on the validation images (within 0.05..0.95).  The checkpoint
  * (current weights, Adam's moments, the best weights and the loop's position) is written after
  * every epoch and when stopped; resuming continues from the step where it stopped, with the
- * checkpoint's settings (spec, input, batch, seed, split, tiles, tile weight, contrast, learning
- * rate);
- * epochs, patience and the budgets come from `options` (a different `epochs` reshapes the rest of
- * the learning-rate schedule).  A fresh run refuses an output or checkpoint that exists
- * (BLURD_EINVAL, writing nothing); a resumed run refuses an output that exists but is not its
- * checkpoint's model, and warns when DATA is not the checkpoint's.  At the end the output holds the
- * best weights.  A line per epoch goes to stderr, and a progress line when enabled.
+ * checkpoint's settings (spec, input, batch, seed, split, tiles, tile weight, contrast,
+ * learning rate); epochs, patience and the budgets come from `options` (a different `epochs`
+ * reshapes the rest of the learning-rate schedule).  A fresh run refuses an output or checkpoint
+ * that exists (BLURD_EINVAL, writing nothing); a resumed run refuses an output that exists but is
+ * not its checkpoint's model, and warns when DATA is not the checkpoint's.  At the end the output
+ * holds the best weights.  A line per epoch goes to stderr, and a progress line when enabled.
  *
  * Returns 0 when training ended (see summary->end; the model and checkpoint are saved), or,
  * with `err` saying why: blurd_dataset_read's errors, BLURD_EINVAL (bad options; a class
