@@ -460,6 +460,82 @@ TEST_IMPL(train_tiles_run_with_contrast_resumes_identically)
     return 0;
 }
 
+/* Rewrites checkpoint `from` as `to` with one metadata value changed (NULL removes it). */
+static void rewrite_checkpoint(const char *from, const char *to, const char *key, const char *value)
+{
+    char err[BLURD_ERR_LEN];
+    blurd_model *model;
+    struct blurd_model_extra extras[3] = {
+        {"adam.m", NULL, 0}, {"adam.v", NULL, 0}, {"best.parameters", NULL, 0}};
+    if (blurd_model_load_extras(&model, from, extras, 3, err) != 0 ||
+        blurd_model_meta_set(model, key, value, err) != 0 ||
+        blurd_model_save_extras(model, to, extras, 3, err) != 0)
+        TEST_FAIL("%s", err);
+    blurd_model_free(model);
+    for (int e = 0; e < 3; e++)
+        free(extras[e].data);
+}
+
+TEST_IMPL(train_checkpoint_versions_and_contrast_value)
+{
+    char err[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
+    char *data = make_separable_set("data", 6, 13);
+    struct blurd_train_options options = small_options(data, test_path("m.safetensors"));
+    options.epochs = 2;
+    options.contrast = 0.5f;
+    options.max_steps = 2;
+    struct blurd_train_summary summary;
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(summary.end, BLURD_TRAIN_BUDGET_SPENT);
+    char *checkpoint = test_path("m.safetensors.ckpt");
+    options.max_steps = 0;
+
+    /* as a blurd from before the contrast setting wrote it: version 2, no contrast key,
+     * which continues without contrast */
+    char *old = test_path("old.ckpt");
+    rewrite_checkpoint(checkpoint, old, "checkpoint.contrast", NULL);
+    rewrite_checkpoint(old, old, "checkpoint.version", "2");
+    options.resume = old;
+    options.output = test_path("old.safetensors");
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(summary.end, BLURD_TRAIN_FINISHED);
+    blurd_model *model;
+    ASSERT_INT_EQ(blurd_model_load(&model, test_path("old.safetensors"), err), 0);
+    ASSERT_CONTAINS(blurd_model_meta_get(model, "train.settings"), "contrast 0,");
+    blurd_model_free(model);
+
+    /* an unknown version and a contrast out of range are refused, naming the file */
+    char *unknown = test_path("unknown.ckpt");
+    rewrite_checkpoint(checkpoint, unknown, "checkpoint.version", "1");
+    options.resume = unknown;
+    options.output = test_path("unknown.safetensors");
+    ASSERT_INT_EQ(blurd_train_run(&options, &summary, err), BLURD_EMODEL);
+    ASSERT_CONTAINS(err, "unknown.ckpt");
+    ASSERT_CONTAINS(err, "version 1");
+    char *bad = test_path("bad.ckpt");
+    rewrite_checkpoint(checkpoint, bad, "checkpoint.contrast", "1.5");
+    options.resume = bad;
+    options.output = test_path("bad.safetensors");
+    ASSERT_INT_EQ(blurd_train_run(&options, &summary, err), BLURD_EMODEL);
+    ASSERT_CONTAINS(err, "bad.ckpt");
+    ASSERT_CONTAINS(err, "checkpoint.contrast");
+
+    /* the checkpoint as written continues with its contrast */
+    options.resume = checkpoint;
+    options.output = test_path("m.safetensors");
+    options.contrast = 0.0f;
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(blurd_model_load(&model, test_path("m.safetensors"), err), 0);
+    ASSERT_CONTAINS(blurd_model_meta_get(model, "train.settings"), "contrast 0.5,");
+    blurd_model_free(model);
+    free(data);
+    return 0;
+}
+
 TEST_IMPL(train_command_bad_data_and_usage)
 {
     char err_text[BLURD_ERR_LEN];
