@@ -25,12 +25,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* IN_MODIFY only postpones files already waiting (found by a scan while still being
@@ -720,6 +722,23 @@ static void finish_item(blurd_watch *watch)
         done(arg);
 }
 
+/* Whether the current folder's file `name` was modified within the settle time (or has a
+ * modification time in the future): a file the report scan meets may still be being
+ * written, as one that arrives while the daemon starts is, so it waits for its settle time
+ * like a file seen by inotify instead of being judged half written.  A file that cannot be
+ * stat'ed is reported, and the owner's open names the reason. */
+static bool changed_lately(blurd_watch *watch, const char *name)
+{
+    struct stat st;
+    struct timespec now;
+    if (fstatat(dirfd(watch->scan_dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        clock_gettime(CLOCK_REALTIME, &now) != 0)
+        return false;
+    double age = (double)(now.tv_sec - st.st_mtim.tv_sec) +
+                 1e-9 * (double)(now.tv_nsec - st.st_mtim.tv_nsec);
+    return age < 1e-3 * (double)watch->settle_ms;
+}
+
 static void visit_entry(blurd_watch *watch, const struct dirent *entry)
 {
     const char *name = entry->d_name;
@@ -745,7 +764,7 @@ static void visit_entry(blurd_watch *watch, const struct dirent *entry)
     }
     if (type != DT_REG || item->mode == SCAN_WATCH_ONLY || !wanted_file(watch, path, name))
         return;
-    if (item->mode == SCAN_REPORT)
+    if (item->mode == SCAN_REPORT && !changed_lately(watch, name))
         watch->on_file(watch->arg, path);
     else
         pending_touch(watch, path);

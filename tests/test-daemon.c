@@ -344,6 +344,46 @@ TEST_IMPL(daemon_slow_writer_is_judged_once_after_close)
     return 0;
 }
 
+TEST_IMPL(daemon_file_half_written_at_start_up_waits_for_its_close)
+{
+    char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),
+         *db = test_path("blurd.db");
+    size_t n;
+    char *bytes = photo_bytes(3, &n);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/early.png", inbox);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT(fd >= 0);
+    /* the file is being written while the daemon starts and its start-up scan meets it:
+     * small parts every 0.2 s, well inside the 2 s settle time, the last one only after
+     * the scan has finished */
+    size_t chunk = (n + 39) / 40, written = 0;
+    ASSERT(write(fd, bytes, chunk) == (ssize_t)chunk);
+    written = chunk;
+    struct daemon_process d = start_daemon(daemon_args(model, inbox, db, "--settle 2"));
+    bool scanned = false;
+    while (written < n) {
+        pause_seconds(0.2);
+        scanned = scanned || log_contains(&d, "scan finished");
+        size_t part = n - written < chunk ? n - written : chunk;
+        if (written + part == n && !scanned) {
+            wait_for_log(&d, "scan finished");
+            scanned = true;
+        }
+        ASSERT(write(fd, bytes + written, part) == (ssize_t)part);
+        written += part;
+        if (scanned)
+            ASSERT_INT_EQ(query_number(db, "select count(*) from images"), 0);
+    }
+    ASSERT(close(fd) == 0);
+    wait_for_number(&d, db, "select count(*) from images where verdict is not null", 1);
+    ASSERT_INT_EQ(query_number(db, "select count(*) from images"), 1);
+    ASSERT_INT_EQ(query_number(db, "select size from images"), (long long)n);
+    ASSERT_INT_EQ(stop_daemon(&d), 0);
+    free(bytes);
+    return 0;
+}
+
 TEST_IMPL(daemon_burst_of_1000_files_and_nested_folders)
 {
     char *model = test_small_model("model.safetensors", 11), *inbox = make_dir("inbox"),

@@ -201,6 +201,7 @@
     X(daemon_judges_copies_moves_and_renamed_uploads)                       \
     X(daemon_scores_a_global_average_pooling_model_as_classify_does)        \
     X(daemon_slow_writer_is_judged_once_after_close)                        \
+    X(daemon_file_half_written_at_start_up_waits_for_its_close)             \
     X(daemon_burst_of_1000_files_and_nested_folders)                        \
     X(daemon_catches_up_after_restart_and_skips_what_it_has)                \
     X(daemon_kill_9_while_sorting_loses_and_duplicates_nothing)             \
