@@ -274,6 +274,18 @@ static void write_text(const char *path)
     test_write_file(path, "not really a photo\n", 19);
 }
 
+/* A file that arrived while nothing watched: written, then dated an hour back, so a report
+ * scan takes it as complete (one modified within the settle time waits for it). */
+static void write_old_text(const char *path)
+{
+    write_text(path);
+    struct timespec times[2];
+    ASSERT_INT_EQ(clock_gettime(CLOCK_REALTIME, &times[0]), 0);
+    times[0].tv_sec -= 3600;
+    times[1] = times[0];
+    ASSERT_INT_EQ(utimensat(AT_FDCWD, path, times, 0), 0);
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -610,18 +622,18 @@ TEST_IMPL(watch_scan_reports_existing_files_and_calls_done)
     make_folder(under(&h, "sub/deeper"));
     make_folder(under(&h, ".hidden"));
     make_folder(test_path("outside"));
-    write_text(under(&h, "1.jpg"));
-    write_text(under(&h, "sub/2.jpg"));
-    write_text(under(&h, "sub/deeper/3.jpg"));
-    write_text(under(&h, ".hidden/4.jpg"));
-    write_text(under(&h, "notes.txt"));
-    write_text(under(&h, "5.jpg.part"));
-    write_text(test_path("outside/6.jpg"));
+    write_old_text(under(&h, "1.jpg"));
+    write_old_text(under(&h, "sub/2.jpg"));
+    write_old_text(under(&h, "sub/deeper/3.jpg"));
+    write_old_text(under(&h, ".hidden/4.jpg"));
+    write_old_text(under(&h, "notes.txt"));
+    write_old_text(under(&h, "5.jpg.part"));
+    write_old_text(test_path("outside/6.jpg"));
     make_folder(under(&h, "many")); /* more entries than one loop iteration reads */
     for (int i = 0; i < MANY; i++) {
         char name[64];
         snprintf(name, sizeof name, "many/%04d.jpg", i);
-        write_text(under(&h, name));
+        write_old_text(under(&h, name));
     }
     ASSERT_INT_EQ(symlink(test_path("outside/6.jpg"), under(&h, "link.jpg")), 0);
     ASSERT_INT_EQ(symlink(test_path("outside"), under(&h, "linkdir")), 0);
@@ -708,7 +720,7 @@ TEST_IMPL(watch_stop_inside_callback)
     for (int i = 0; i < 50; i++) {
         char name[64];
         snprintf(name, sizeof name, "%02d.jpg", i);
-        write_text(under(&h, name));
+        write_old_text(under(&h, name));
     }
     struct blurd_watch_options options = harness_options(&h);
     options.on_file = stop_on_first_file;
