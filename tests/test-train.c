@@ -476,6 +476,22 @@ static void rewrite_checkpoint(const char *from, const char *to, const char *key
         free(extras[e].data);
 }
 
+/* Resuming from `checkpoint` with `key` set to `value` fails as a model error whose text
+ * names the rewritten file and `why`. */
+static void expect_refused(struct blurd_train_options *options, const char *checkpoint,
+                           const char *key, const char *value, const char *why)
+{
+    char err[BLURD_ERR_LEN];
+    struct blurd_train_summary summary;
+    char *rewritten = test_path("rewritten.ckpt");
+    rewrite_checkpoint(checkpoint, rewritten, key, value);
+    options->resume = rewritten;
+    options->output = test_path("rewritten.safetensors");
+    ASSERT_INT_EQ(blurd_train_run(options, &summary, err), BLURD_EMODEL);
+    ASSERT_CONTAINS(err, "rewritten.ckpt");
+    ASSERT_CONTAINS(err, why);
+}
+
 TEST_IMPL(train_checkpoint_versions_and_contrast_value)
 {
     char err[BLURD_ERR_LEN];
@@ -508,20 +524,8 @@ TEST_IMPL(train_checkpoint_versions_and_contrast_value)
     blurd_model_free(model);
 
     /* an unknown version and a contrast out of range are refused, naming the file */
-    char *unknown = test_path("unknown.ckpt");
-    rewrite_checkpoint(checkpoint, unknown, "checkpoint.version", "1");
-    options.resume = unknown;
-    options.output = test_path("unknown.safetensors");
-    ASSERT_INT_EQ(blurd_train_run(&options, &summary, err), BLURD_EMODEL);
-    ASSERT_CONTAINS(err, "unknown.ckpt");
-    ASSERT_CONTAINS(err, "version 1");
-    char *bad = test_path("bad.ckpt");
-    rewrite_checkpoint(checkpoint, bad, "checkpoint.contrast", "1.5");
-    options.resume = bad;
-    options.output = test_path("bad.safetensors");
-    ASSERT_INT_EQ(blurd_train_run(&options, &summary, err), BLURD_EMODEL);
-    ASSERT_CONTAINS(err, "bad.ckpt");
-    ASSERT_CONTAINS(err, "checkpoint.contrast");
+    expect_refused(&options, checkpoint, "checkpoint.version", "1", "version 1");
+    expect_refused(&options, checkpoint, "checkpoint.contrast", "1.5", "checkpoint.contrast");
 
     /* the checkpoint as written continues with its contrast */
     options.resume = checkpoint;
