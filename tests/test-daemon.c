@@ -355,25 +355,25 @@ TEST_IMPL(daemon_file_half_written_at_start_up_waits_for_its_close)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT(fd >= 0);
     /* the file is being written while the daemon starts and its start-up scan meets it:
-     * small parts every 0.2 s, well inside the 2 s settle time, the last one only after
-     * the scan has finished */
-    size_t chunk = (n + 39) / 40, written = 0;
+     * its first part is rewritten every 0.2 s, well inside the 2 s settle time, until the
+     * scan has finished without taking it; then the rest comes in parts as often */
+    size_t chunk = (n + 9) / 10, written = chunk;
     ASSERT(write(fd, bytes, chunk) == (ssize_t)chunk);
-    written = chunk;
     struct daemon_process d = start_daemon(daemon_args(model, inbox, db, "--settle 2"));
-    bool scanned = false;
+    double deadline = now() + WAIT_SECONDS;
+    while (!log_contains(&d, "scan finished")) {
+        if (now() > deadline)
+            TEST_FAIL("daemon did not finish its start-up scan in time");
+        pause_seconds(0.2);
+        ASSERT(pwrite(fd, bytes, chunk, 0) == (ssize_t)chunk);
+    }
+    ASSERT(log_contains(&d, "scan finished: 0 files waiting"));
     while (written < n) {
         pause_seconds(0.2);
-        scanned = scanned || log_contains(&d, "scan finished");
         size_t part = n - written < chunk ? n - written : chunk;
-        if (written + part == n && !scanned) {
-            wait_for_log(&d, "scan finished");
-            scanned = true;
-        }
         ASSERT(write(fd, bytes + written, part) == (ssize_t)part);
         written += part;
-        if (scanned)
-            ASSERT_INT_EQ(query_number(db, "select count(*) from images"), 0);
+        ASSERT_INT_EQ(query_number(db, "select count(*) from images"), 0);
     }
     ASSERT(close(fd) == 0);
     wait_for_number(&d, db, "select count(*) from images where verdict is not null", 1);

@@ -65,9 +65,10 @@ int blurd_watch_start(blurd_watch **out, const struct blurd_watch_options *optio
 /* Walks every root (in chunks of a few hundred entries between loop iterations, so the loop
  * stays responsive), watching any folder not yet watched, and reports every candidate file
  * found through on_file at once, without settle delay, but for one modified within the
- * settle time, which may still be being written: that one waits for its settle time as a
- * file seen by inotify does.  Used at start-up to catch what arrived while the daemon was
- * down.  Scans requested while one runs are queued behind it;
+ * settle time, which may still be being written: that one is reported once it has stayed
+ * untouched for the settle time (possibly after `done`), so only a writer pausing longer
+ * than that is met half written.  Used at start-up to catch what arrived while the daemon
+ * was down.  Scans requested while one runs are queued behind it;
  * each reports every file it finds.  `done` (may be NULL) is called on the loop thread when
  * the walk has finished; it is not called if the watch is stopped first.  Does nothing on a
  * stopping watch. */
