@@ -384,11 +384,12 @@ static void on_rescan(void *arg, const char *root, const char *reason)
     blurd_log_notice("%s: rescanning (%s)", root, reason);
 }
 
-static void on_scan_done(void *arg)
+static void on_scan_done(void *arg, size_t still_written)
 {
     struct daemon *d = arg;
-    blurd_log_notice("scan finished: %u files waiting, %llu already judged and unchanged",
-                     g_queue_get_length(d->waiting) + (unsigned)in_flight(d),
+    blurd_log_notice("scan finished: %u files waiting, %zu still being written (judged once "
+                     "they settle), %llu already judged and unchanged",
+                     g_queue_get_length(d->waiting) + (unsigned)in_flight(d), still_written,
                      (unsigned long long)d->counts.skipped);
 }
 

@@ -49,6 +49,7 @@
 #define READS_PER_WAKEUP      16   /* event buffers read per poll callback */
 #define EVENT_BUFFER          (64 * 1024)
 #define DEFAULT_RETRY_SECONDS 5.0
+#define MTIME_STEP_MS         2000 /* coarsest modification-time step (FAT), see changed_lately */
 #define PATH_LEN              4096
 
 #define CONTAINER_OF(pointer, type, member) \
@@ -165,9 +166,10 @@ enum scan_mode {
 
 /* A blurd_watch_scan call; `done` runs when its last folder has been read. */
 struct scan_job {
-    void (*done)(void *arg);
+    void (*done)(void *arg, size_t deferred);
     void *arg;
     size_t outstanding; /* folders of this job queued or being read */
+    size_t deferred;    /* files it left waiting for their settle time */
     struct scan_job *next;
 };
 
@@ -715,18 +717,21 @@ static void finish_item(blurd_watch *watch)
             break;
         }
     }
-    void (*done)(void *) = job->done;
+    void (*done)(void *, size_t) = job->done;
     void *arg = job->arg;
+    size_t deferred = job->deferred;
     free(job);
     if (done != NULL)
-        done(arg);
+        done(arg, deferred);
 }
 
 /* Whether the current folder's file `name` was modified within the settle time (or has a
  * modification time in the future): a file the report scan meets may still be being
  * written, as one that arrives while the daemon starts is, so it waits for its settle time
  * like a file seen by inotify instead of being judged half written.  A file that cannot be
- * stat'ed is reported, and the owner's open names the reason. */
+ * stat'ed is reported, and the owner's open names the reason.  FAT file systems (camera
+ * cards, USB disks) keep modification times in 2-second steps, rounded down, so a file
+ * written a moment ago can look up to MTIME_STEP_MS older than it is. */
 static bool changed_lately(blurd_watch *watch, const char *name)
 {
     struct stat st;
@@ -736,7 +741,7 @@ static bool changed_lately(blurd_watch *watch, const char *name)
         return false;
     double age = (double)(now.tv_sec - st.st_mtim.tv_sec) +
                  1e-9 * (double)(now.tv_nsec - st.st_mtim.tv_nsec);
-    return age < 1e-3 * (double)watch->settle_ms;
+    return age < 1e-3 * (double)(watch->settle_ms + MTIME_STEP_MS);
 }
 
 static void visit_entry(blurd_watch *watch, const struct dirent *entry)
@@ -764,10 +769,14 @@ static void visit_entry(blurd_watch *watch, const struct dirent *entry)
     }
     if (type != DT_REG || item->mode == SCAN_WATCH_ONLY || !wanted_file(watch, path, name))
         return;
-    if (item->mode == SCAN_REPORT && !changed_lately(watch, name))
-        watch->on_file(watch->arg, path);
-    else
+    if (item->mode != SCAN_REPORT) {
         pending_touch(watch, path);
+    } else if (changed_lately(watch, name)) {
+        pending_touch(watch, path);
+        item->job->deferred++;
+    } else {
+        watch->on_file(watch->arg, path);
+    }
 }
 
 /* Reads up to `budget` directory entries of the queued folders.  Returns 1 while work
@@ -1174,7 +1183,7 @@ int blurd_watch_start(blurd_watch **out, const struct blurd_watch_options *optio
     return 0;
 }
 
-void blurd_watch_scan(blurd_watch *watch, void (*done)(void *arg), void *arg)
+void blurd_watch_scan(blurd_watch *watch, void (*done)(void *arg, size_t deferred), void *arg)
 {
     if (watch == NULL || watch->stopping)
         return;
@@ -1182,7 +1191,7 @@ void blurd_watch_scan(blurd_watch *watch, void (*done)(void *arg), void *arg)
     if (job == NULL) {
         blurd_log_error("out of memory: scan of the watched folders skipped");
         if (done != NULL)
-            done(arg);
+            done(arg, 0);
         return;
     }
     job->done = done;
@@ -1195,7 +1204,7 @@ void blurd_watch_scan(blurd_watch *watch, void (*done)(void *arg), void *arg)
         watch->jobs = job->next;
         free(job);
         if (done != NULL)
-            done(arg);
+            done(arg, 0);
         return;
     }
     start_scanning(watch);

@@ -104,6 +104,7 @@
     X(watch_two_roots_not_recursive)                                        \
     X(watch_stop_inside_callback)                                           \
     X(watch_scan_reports_existing_files_and_calls_done)                     \
+    X(watch_scan_lets_recently_written_files_settle)                        \
     X(watch_deleted_subfolder_breaks_nothing)                               \
     X(watch_renamed_subfolder_followed)                                     \
     X(watch_root_lost_and_found_again)                                      \

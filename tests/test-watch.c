@@ -54,6 +54,7 @@ struct harness {
     char rescan_reason[256];
     int scans_done, scans_wanted;
     size_t reports_at_first_done;
+    size_t deferred; /* files the scans left to settle, as their `done` calls said */
     uint64_t satisfied_at;
     int timed_out, finishing, closed;
     size_t folders_at_end, pending_at_end;
@@ -100,9 +101,10 @@ static void on_rescan(void *arg, const char *root, const char *reason)
     snprintf(h->rescan_reason, sizeof h->rescan_reason, "%s", reason);
 }
 
-static void on_scan_done(void *arg)
+static void on_scan_done(void *arg, size_t deferred)
 {
     struct harness *h = arg;
+    h->deferred += deferred;
     if (h->scans_done++ == 0)
         h->reports_at_first_done = h->report_count;
     atomic_fetch_add(&h->scans_finished, 1);
@@ -276,14 +278,19 @@ static void write_text(const char *path)
 
 /* A file that arrived while nothing watched: written, then dated an hour back, so a report
  * scan takes it as complete (one modified within the settle time waits for it). */
-static void write_old_text(const char *path)
+static void write_text_dated_back(const char *path, time_t seconds)
 {
     write_text(path);
     struct timespec times[2];
     ASSERT_INT_EQ(clock_gettime(CLOCK_REALTIME, &times[0]), 0);
-    times[0].tv_sec -= 3600;
+    times[0].tv_sec -= seconds;
     times[1] = times[0];
     ASSERT_INT_EQ(utimensat(AT_FDCWD, path, times, 0), 0);
+}
+
+static void write_old_text(const char *path)
+{
+    write_text_dated_back(path, 3600);
 }
 
 static void sleep_ms(int ms)
@@ -661,6 +668,33 @@ TEST_IMPL(watch_scan_reports_existing_files_and_calls_done)
     ASSERT_INT_EQ(h.report_count, 3 + MANY);
     ASSERT_INT_EQ(h.folders_at_end, 4);
     ASSERT_INT_EQ(h.rescans, 0);
+    harness_free(&h);
+    return 0;
+}
+
+TEST_IMPL(watch_scan_lets_recently_written_files_settle)
+{
+    struct harness h;
+    harness_init(&h, "root");
+    write_old_text(under(&h, "old.jpg"));
+    write_text(under(&h, "fresh.jpg"));
+    /* older than the settle time, but within the 2 s a FAT modification time can lag */
+    write_text_dated_back(under(&h, "coarse.jpg"), 1);
+    struct blurd_watch_options options = harness_options(&h);
+    harness_start(&h, &options);
+    blurd_watch_scan(h.watch, on_scan_done, &h);
+    h.scans_wanted = 1;
+    expect(&h, under(&h, "old.jpg"));
+    expect(&h, under(&h, "fresh.jpg"));
+    expect(&h, under(&h, "coarse.jpg"));
+    harness_run(&h);
+    /* only the old file was reported by the scan itself; the two others after settling */
+    ASSERT_INT_EQ(h.reports_at_first_done, 1);
+    ASSERT_INT_EQ(count_of(&h, under(&h, "old.jpg")), 1);
+    ASSERT_INT_EQ(h.deferred, 2);
+    ASSERT_INT_EQ(count_of(&h, under(&h, "fresh.jpg")), 1);
+    ASSERT_INT_EQ(count_of(&h, under(&h, "coarse.jpg")), 1);
+    ASSERT_INT_EQ(h.report_count, 3);
     harness_free(&h);
     return 0;
 }

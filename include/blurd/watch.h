@@ -65,14 +65,15 @@ int blurd_watch_start(blurd_watch **out, const struct blurd_watch_options *optio
 /* Walks every root (in chunks of a few hundred entries between loop iterations, so the loop
  * stays responsive), watching any folder not yet watched, and reports every candidate file
  * found through on_file at once, without settle delay, but for one modified within the
- * settle time, which may still be being written: that one is reported once it has stayed
- * untouched for the settle time (possibly after `done`), so only a writer pausing longer
- * than that is met half written.  Used at start-up to catch what arrived while the daemon
- * was down.  Scans requested while one runs are queued behind it;
- * each reports every file it finds.  `done` (may be NULL) is called on the loop thread when
- * the walk has finished; it is not called if the watch is stopped first.  Does nothing on a
- * stopping watch. */
-void blurd_watch_scan(blurd_watch *watch, void (*done)(void *arg), void *arg);
+ * settle time (plus 2 s, as FAT file systems keep modification times in 2-second steps),
+ * which may still be being written: that one is reported once it has stayed untouched for
+ * the settle time (possibly after `done`), so only a writer pausing longer than that is met
+ * half written.  Used at start-up to catch what arrived while the daemon was down.  Scans
+ * requested while one runs are queued behind it; each reports every file it finds.  `done`
+ * (may be NULL) is called on the loop thread when the walk has finished, with the number of
+ * files the scan left waiting for their settle time; it is not called if the watch is
+ * stopped first.  Does nothing on a stopping watch. */
+void blurd_watch_scan(blurd_watch *watch, void (*done)(void *arg, size_t deferred), void *arg);
 
 /* Folders currently watched, and files waiting for their settle time. */
 size_t blurd_watch_folder_count(const blurd_watch *watch);
