@@ -384,12 +384,14 @@ static void on_rescan(void *arg, const char *root, const char *reason)
     blurd_log_notice("%s: rescanning (%s)", root, reason);
 }
 
-static void on_scan_done(void *arg, size_t still_written)
+/* `settling`: files the scan found modified within the settle time and left to settle; on
+ * a long scan some of them may have settled, and be counted in the others, by now. */
+static void on_scan_done(void *arg, size_t settling)
 {
     struct daemon *d = arg;
-    blurd_log_notice("scan finished: %u files waiting, %zu still being written (judged once "
-                     "they settle), %llu already judged and unchanged",
-                     g_queue_get_length(d->waiting) + (unsigned)in_flight(d), still_written,
+    blurd_log_notice("scan finished: %u files waiting, %zu recently modified (taken once they "
+                     "settle), %llu already judged and unchanged",
+                     g_queue_get_length(d->waiting) + (unsigned)in_flight(d), settling,
                      (unsigned long long)d->counts.skipped);
 }
 

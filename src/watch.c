@@ -531,7 +531,7 @@ static void arm_settle_timer(blurd_watch *watch)
 }
 
 /* Starts (or restarts) the settle time of `path`. */
-static void pending_touch(blurd_watch *watch, const char *path)
+static bool pending_touch(blurd_watch *watch, const char *path)
 {
     uint64_t hash = hash_string(path);
     struct pending *pending = pending_find(watch, path, hash);
@@ -542,12 +542,13 @@ static void pending_touch(blurd_watch *watch, const char *path)
         pending = malloc(sizeof *pending + n + 1);
         if (pending == NULL) {
             blurd_log_error("%s: out of memory; the file waits for the next scan", path);
-            return;
+            return false;
         }
         memcpy(pending->path, path, n + 1);
     }
     pending->by_path.hash = hash;
     pending_append(watch, pending);
+    return true;
 }
 
 /* Restarts the settle time of `path` if it is waiting. */
@@ -772,8 +773,8 @@ static void visit_entry(blurd_watch *watch, const struct dirent *entry)
     if (item->mode != SCAN_REPORT) {
         pending_touch(watch, path);
     } else if (changed_lately(watch, name)) {
-        pending_touch(watch, path);
-        item->job->deferred++;
+        if (pending_touch(watch, path))
+            item->job->deferred++;
     } else {
         watch->on_file(watch->arg, path);
     }

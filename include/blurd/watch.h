@@ -71,8 +71,9 @@ int blurd_watch_start(blurd_watch **out, const struct blurd_watch_options *optio
  * half written.  Used at start-up to catch what arrived while the daemon was down.  Scans
  * requested while one runs are queued behind it; each reports every file it finds.  `done`
  * (may be NULL) is called on the loop thread when the walk has finished, with the number of
- * files the scan left waiting for their settle time; it is not called if the watch is
- * stopped first.  Does nothing on a stopping watch. */
+ * files the scan met and left to settle (on a long walk some may have been reported by
+ * then); it is not called if the watch is stopped first.  Does nothing on a stopping
+ * watch. */
 void blurd_watch_scan(blurd_watch *watch, void (*done)(void *arg, size_t deferred), void *arg);
 
 /* Folders currently watched, and files waiting for their settle time. */
