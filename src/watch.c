@@ -726,22 +726,19 @@ static void finish_item(blurd_watch *watch)
         done(arg, deferred);
 }
 
-/* Whether the current folder's file `name` was modified within the settle time (or has a
+/* Whether a file whose status is `st` was modified within the settle time (or has a
  * modification time in the future): a file the report scan meets may still be being
  * written, as one that arrives while the daemon starts is, so it waits for its settle time
- * like a file seen by inotify instead of being judged half written.  A file that cannot be
- * stat'ed is reported, and the owner's open names the reason.  FAT file systems (camera
- * cards, USB disks) keep modification times in 2-second steps, rounded down, so a file
- * written a moment ago can look up to MTIME_STEP_MS older than it is. */
-static bool changed_lately(blurd_watch *watch, const char *name)
+ * like a file seen by inotify instead of being judged half written.  FAT file systems
+ * (camera cards, USB disks) keep modification times in 2-second steps, rounded down, so a
+ * file written a moment ago can look up to MTIME_STEP_MS older than it is. */
+static bool changed_lately(const blurd_watch *watch, const struct stat *st)
 {
-    struct stat st;
     struct timespec now;
-    if (fstatat(dirfd(watch->scan_dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-        clock_gettime(CLOCK_REALTIME, &now) != 0)
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0)
         return false;
-    double age = (double)(now.tv_sec - st.st_mtim.tv_sec) +
-                 1e-9 * (double)(now.tv_nsec - st.st_mtim.tv_nsec);
+    double age = (double)(now.tv_sec - st->st_mtim.tv_sec) +
+                 1e-9 * (double)(now.tv_nsec - st->st_mtim.tv_nsec);
     return age < 1e-3 * (double)(watch->settle_ms + MTIME_STEP_MS);
 }
 
@@ -756,11 +753,13 @@ static void visit_entry(blurd_watch *watch, const struct dirent *entry)
         blurd_log_warning("%s/%s: path too long, skipped", item->path, name);
         return;
     }
+    struct stat st;
+    bool have_stat = false;
     unsigned char type = entry->d_type;
     if (type == DT_UNKNOWN) { /* some file systems do not fill d_type */
-        struct stat st;
         if (fstatat(dirfd(watch->scan_dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             return;
+        have_stat = true;
         type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
     }
     if (type == DT_DIR) {
@@ -772,7 +771,12 @@ static void visit_entry(blurd_watch *watch, const struct dirent *entry)
         return;
     if (item->mode != SCAN_REPORT) {
         pending_touch(watch, path);
-    } else if (changed_lately(watch, name)) {
+        return;
+    }
+    /* a file that cannot be stat'ed is reported, and the owner's open names the reason */
+    if (!have_stat)
+        have_stat = fstatat(dirfd(watch->scan_dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (have_stat && changed_lately(watch, &st)) {
         if (pending_touch(watch, path))
             item->job->deferred++;
     } else {
