@@ -5,8 +5,11 @@
 #include "blurd/model.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,6 +62,18 @@ void test_write_file(const char *path, const void *data, size_t n)
         TEST_FAIL("cannot write %s: %s", path, strerror(errno));
     if (fclose(f) != 0)
         TEST_FAIL("cannot close %s: %s", path, strerror(errno));
+}
+
+void test_date_back(const char *path, long ms)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0)
+        TEST_FAIL("clock_gettime: %s", strerror(errno));
+    int64_t ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - (int64_t)ms * 1000000;
+    struct timespec times[2] = {{(time_t)(ns / 1000000000), (long)(ns % 1000000000)}};
+    times[1] = times[0];
+    if (utimensat(AT_FDCWD, path, times, 0) != 0)
+        TEST_FAIL("cannot date %s back: %s", path, strerror(errno));
 }
 
 int test_count_lines(const char *text)

@@ -72,6 +72,9 @@ char *test_path(const char *name);
 /* Writes `n` bytes to `path`; fails the test on error. */
 void test_write_file(const char *path, const void *data, size_t n);
 
+/* Sets the access and modification times of `path` to `ms` milliseconds before now. */
+void test_date_back(const char *path, long ms);
+
 /* Reads a whole file into a NUL-terminated malloc'd buffer; sets *n if not NULL. */
 char *test_read_file(const char *path, size_t *n);
 
