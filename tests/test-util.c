@@ -26,9 +26,10 @@ static void *keep(void *p)
         TEST_FAIL("out of memory");
     if (kept_count == kept_capacity) {
         kept_capacity = kept_capacity ? 2 * kept_capacity : 256;
-        kept = realloc(kept, kept_capacity * sizeof *kept);
-        if (kept == NULL)
+        void **grown = realloc(kept, kept_capacity * sizeof *kept);
+        if (grown == NULL)
             TEST_FAIL("out of memory");
+        kept = grown;
     }
     kept[kept_count++] = p;
     return p;
@@ -91,14 +92,17 @@ char *test_read_file(const char *path, size_t *n)
         TEST_FAIL("cannot open %s: %s", path, strerror(errno));
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
+    if (buf == NULL)
+        TEST_FAIL("out of memory");
     for (;;) {
-        if (buf == NULL)
-            TEST_FAIL("out of memory");
         len += fread(buf + len, 1, cap - len - 1, f);
         if (len < cap - 1)
             break;
         cap *= 2;
-        buf = realloc(buf, cap);
+        char *grown = realloc(buf, cap);
+        if (grown == NULL)
+            TEST_FAIL("out of memory");
+        buf = grown;
     }
     fclose(f);
     keep(buf);
