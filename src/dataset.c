@@ -1400,8 +1400,6 @@ static int render(const struct photo *photo, const struct plan *plan,
     if (rc == 0 && mask->weights != NULL) {
         sharp = image;
         g_object_ref(sharp);
-    }
-    if (rc == 0 && mask->weights != NULL) {
         matrix = vips_image_new_matrix_from_array(mask->width, mask->height, mask->weights,
                                                   mask->width * mask->height);
         if (matrix == NULL) {
