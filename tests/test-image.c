@@ -628,6 +628,47 @@ TEST_IMPL(image_error_truncated_png)
     return 0;
 }
 
+/* A JPEG as long as it should be, its end marker in place, but with stray markers written
+ * over its compressed data a third of the way in: libjpeg decodes the rest as flat blocks
+ * and only warns.  All three decodes (both input modes and the grey one for the Laplacian)
+ * must refuse it and say why, not judge the broken pixels. */
+TEST_IMPL(image_error_damaged_jpeg_data)
+{
+    init_or_fail();
+    const char *whole = temp_path("whole.jpg"), *damaged = temp_path("damaged.jpg");
+    VipsImage *image = noise_image(512, 512, 3, 7);
+    save_jpeg(image, whole);
+    g_object_unref(image);
+    size_t n = 0;
+    char *data = test_read_file(whole, &n);
+    ASSERT((unsigned char)data[n - 2] == 0xff && (unsigned char)data[n - 1] == 0xd9);
+    for (size_t i = 0; i < 64; i += 2) {
+        data[n / 3 + i] = (char)0xff;
+        data[n / 3 + i + 1] = (char)0xd4; /* a restart marker where none belongs */
+    }
+    test_write_file(damaged, data, n);
+
+    struct blurd_image_options resize = resize_options(64), tiles = tile_options(64, 4, 0);
+    assert_load_fails(damaged, &resize, BLURD_EDECODE);
+    assert_load_fails(damaged, &tiles, BLURD_EDECODE);
+
+    char err[BLURD_ERR_LEN] = "";
+    static uint8_t grey[512 * 512];
+    int width = -1, height = -1;
+    struct blurd_image_info info;
+    ASSERT_INT_EQ(
+        blurd_image_load_grey(damaged, 0, 0, grey, sizeof grey, &width, &height, &info, err),
+        BLURD_EDECODE);
+    ASSERT_CONTAINS(err, damaged);
+    ASSERT_CONTAINS(err, "Corrupt JPEG data");
+
+    /* The undamaged file still loads: the refusal is the damage's, not the format's. */
+    float *inputs = input_buffer(4, 64);
+    ASSERT_INT_EQ(blurd_image_load(whole, &tiles, inputs, &info, err), 0);
+    free(inputs);
+    return 0;
+}
+
 static uint32_t crc32_of(const uint8_t *data, size_t n)
 {
     uint32_t crc = 0xffffffffu;

@@ -70,6 +70,7 @@
     X(image_error_text_named_jpg)                                           \
     X(image_error_truncated_jpeg)                                           \
     X(image_error_truncated_png)                                            \
+    X(image_error_damaged_jpeg_data)                                        \
     X(image_error_decompression_bomb)                                       \
     X(image_error_too_small)                                                \
     X(image_error_directory)                                                \
