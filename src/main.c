@@ -483,6 +483,9 @@ static int command_model(int argc, char **argv)
             return usage_error("blurd model", "unknown architecture '%s' (known: default)",
                                argv[3]);
         rc = blurd_model_create(&model, BLURD_DEFAULT_SPEC, 0, err);
+    } else if (argc == 3 && argv[2][0] == '-' && argv[2][1] != '\0') {
+        /* A file whose name starts with '-' is still reachable as ./-name. */
+        return usage_error("blurd model", "model info: unrecognized option '%s'", argv[2]);
     } else if (argc == 3) {
         rc = blurd_model_load(&model, argv[2], err);
     } else {
@@ -931,7 +934,20 @@ static int command_train(int argc, char **argv)
     return summary.skipped > 0 ? EXIT_FILES_FAILED : EXIT_OK;
 }
 
-int main(int argc, char **argv)
+/* Results go to stdout through stdio's buffer, so a full disk or a closed pipe shows only
+ * at the last flush; a run whose results were lost must not exit as if they were written. */
+static int check_stdout(int status)
+{
+    if (fflush(stdout) != 0)
+        blurd_log_error("cannot write the results to standard output: %s", strerror(errno));
+    else if (ferror(stdout))
+        blurd_log_error("%s", "cannot write the results to standard output: a write failed");
+    else
+        return status;
+    return status == EXIT_INTERRUPTED ? status : EXIT_USAGE;
+}
+
+static int run_command(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(main_usage, stderr);
@@ -961,4 +977,9 @@ int main(int argc, char **argv)
         return command_train(argc - 1, argv + 1);
     fprintf(stderr, "blurd: unknown command '%s'\nTry 'blurd --help'.\n", command);
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    return check_stdout(run_command(argc, argv));
 }

@@ -81,6 +81,27 @@ TEST_IMPL(cli_help_version_and_usage_errors)
     ASSERT_INT_EQ(status, 2);
     status = test_blurd("classify --jobs 0 x.jpg", &out, &err);
     ASSERT_INT_EQ(status, 2);
+    status = test_blurd("model info --bogus", &out, &err);
+    ASSERT_INT_EQ(status, 2);
+    ASSERT_CONTAINS(err, "unrecognized option '--bogus'");
+    return 0;
+}
+
+/* Results that could not be written (here to /dev/full, as on a full disk) are reported,
+ * and the run does not exit as if they had been. */
+TEST_IMPL(cli_results_that_cannot_be_written_fail_the_run)
+{
+    char *model = test_small_model("m.safetensors", 7);
+    char *photos = make_photos();
+    char args[2048], *err, *out;
+    snprintf(args, sizeof args, "classify -m '%s' -f json '%s' >/dev/full", model, photos);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
+    ASSERT_CONTAINS(err, "cannot write the results to standard output");
+    ASSERT_INT_EQ(test_blurd("model info --arch default >/dev/full", &out, &err), 2);
+    ASSERT_CONTAINS(err, "cannot write the results to standard output");
+    /* The same runs to a writable stdout succeed. */
+    snprintf(args, sizeof args, "classify -m '%s' -f json '%s'", model, photos);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 0);
     return 0;
 }
 
@@ -165,9 +186,11 @@ TEST_IMPL(cli_classify_formats_and_order)
     snprintf(args, sizeof args, "classify -m '%s' -f csv -j 1 '%s'", model, photos);
     char *one_job;
     status = test_blurd(args, &one_job, &err);
+    ASSERT_INT_EQ(status, 0);
     snprintf(args, sizeof args, "classify -m '%s' -f csv -j 3 '%s'", model, photos);
     char *three_jobs;
     status = test_blurd(args, &three_jobs, &err);
+    ASSERT_INT_EQ(status, 0);
     /* milliseconds differ from run to run; compare everything before them */
     drop_last_csv_field(one_job);
     drop_last_csv_field(three_jobs);
