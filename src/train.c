@@ -18,6 +18,7 @@
 #include "blurd/random.h"
 #include "blurd/team.h"
 
+#include <errno.h>
 #include <glib.h>
 #include <limits.h>
 #include <math.h>
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct blurd_adam {
     struct blurd_adam_options options;
@@ -1029,6 +1031,33 @@ static int check_resumed_data(struct trainer *t, char *err)
     return 0;
 }
 
+/* Refuses, before any image is decoded, an output the run could not write: a model or
+ * checkpoint is written as a temporary file beside it and renamed, so its folder must
+ * exist and take new files.  Otherwise the failure would show only after the first
+ * epoch, which on a real data set can be hours. */
+static int check_writable_folder(const char *path, char *err)
+{
+    char folder[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(folder, sizeof folder, ".");
+    else if (slash == path)
+        snprintf(folder, sizeof folder, "/");
+    else
+        snprintf(folder, sizeof folder, "%.*s", (int)(slash - path), path);
+    struct stat st;
+    if (stat(folder, &st) != 0)
+        return blurd_error_set(err, BLURD_EINVAL, "%s: cannot write there: %s: %s", path, folder,
+                               strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return blurd_error_set(err, BLURD_EINVAL, "%s: cannot write there: %s is not a folder",
+                               path, folder);
+    if (access(folder, W_OK | X_OK) != 0)
+        return blurd_error_set(err, BLURD_EINVAL, "%s: cannot write there: %s: %s", path, folder,
+                               strerror(errno));
+    return 0;
+}
+
 int blurd_train_run(const struct blurd_train_options *options, struct blurd_train_summary *summary,
                     char *err)
 {
@@ -1073,6 +1102,13 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
                                    "remove it, or continue with --resume",
                                    own_files[i]);
         }
+    }
+
+    for (size_t i = 0; i < 2 && rc == 0; i++)
+        rc = check_writable_folder(own_files[i], err);
+    if (rc != 0) {
+        free(t);
+        return rc;
     }
 
     unsigned char *validation = NULL;
@@ -1209,6 +1245,7 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
         double loss = t->rank_by_validation ? v.loss : train_loss;
         bool improved = isnan(t->best_score) || score > t->best_score + 1e-9 ||
                         (score > t->best_score - 1e-9 && loss < t->best_loss);
+        const char *saved_note = improved ? " | best, saved" : "";
         double seconds = t->seconds_before + (now_seconds() - run_start);
         append_history(t, train_loss, &v);
         if (improved) {
@@ -1219,6 +1256,8 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
             memcpy(t->best_parameters, parameters, t->parameter_count * sizeof(float));
             rc = save_best(t, &v, train_loss, train_accuracy, seconds, err);
             t->saved_this_run = rc == 0;
+            if (rc != 0)
+                saved_note = " | best, NOT saved";
         } else {
             t->since_best++;
         }
@@ -1228,11 +1267,11 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
                     "accuracy %.1f%%, balanced %.1f%% at %.3f, AUC %.4f | %.0f s%s\n",
                     t->epoch + 1, s->epochs, train_loss, 100.0 * train_accuracy, v.loss,
                     100.0 * v.accuracy, 100.0 * v.balanced_accuracy, v.threshold, v.auc,
-                    now_seconds() - epoch_start, improved ? " | best, saved" : "");
+                    now_seconds() - epoch_start, saved_note);
         else
             fprintf(stderr, "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%% | %.0f s%s\n",
                     t->epoch + 1, s->epochs, train_loss, 100.0 * train_accuracy,
-                    now_seconds() - epoch_start, improved ? " | best, saved" : "");
+                    now_seconds() - epoch_start, saved_note);
         if (isnan(summary->first_training_loss))
             summary->first_training_loss = train_loss;
         summary->last_training_loss = train_loss;
@@ -1241,8 +1280,10 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
         t->step = 0;
         t->loss_sum = 0.0;
         t->correct = t->seen = 0;
-        /* the epoch is kept even if the model could not be written */
-        int checkpoint_rc = save_checkpoint(t, seconds, err);
+        /* the epoch is kept even if the model could not be written, whose reason stays
+         * the one reported */
+        char checkpoint_err[BLURD_ERR_LEN];
+        int checkpoint_rc = save_checkpoint(t, seconds, rc == 0 ? err : checkpoint_err);
         if (rc == 0)
             rc = checkpoint_rc;
         if (rc == 0 && s->patience > 0 && t->since_best >= s->patience) {

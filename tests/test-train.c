@@ -584,6 +584,23 @@ TEST_IMPL(train_command_bad_data_and_usage)
     /* nothing is overwritten: the same output again is refused, naming it */
     ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
     ASSERT_CONTAINS(err, "m.safetensors: already exists");
+
+    /* an output or checkpoint whose folder is missing is refused before any image is
+     * decoded or epoch trained, naming the folder */
+    snprintf(args, sizeof args,
+             "train set -o nowhere/m.safetensors --spec '%s' --input resize --epochs 1 "
+             "--batch 4 --val-split 0.3 -j 1",
+             TRAIN_SPEC);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
+    ASSERT_CONTAINS(err, "nowhere/m.safetensors: cannot write there: nowhere: No such file");
+    ASSERT(strstr(err, "decoding") == NULL && strstr(err, "epoch 1") == NULL);
+    snprintf(args, sizeof args,
+             "train set -o m2.safetensors --checkpoint set/Blurred/00.png/c.ckpt --spec '%s' "
+             "--input resize --epochs 1 --batch 4 --val-split 0.3 -j 1",
+             TRAIN_SPEC);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 2);
+    ASSERT_CONTAINS(err, "cannot write there: set/Blurred/00.png is not a folder");
+    ASSERT(strstr(err, "epoch 1") == NULL);
     return 0;
 }
 
