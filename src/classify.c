@@ -238,11 +238,34 @@ static void print_ready(struct run *run)
 
 /* ---- database --------------------------------------------------------------------- */
 
+/* The path a row records: the file's real path, or, for one that is gone or cannot be
+ * resolved (a vanished file, a symlink loop), its name joined to the working folder, so
+ * failures are recorded as absolute as the images judged. */
+static void absolute_path(const char *path, char out[PATH_MAX])
+{
+    if (realpath(path, out) != NULL)
+        return;
+    char cwd[PATH_MAX];
+    if (path[0] == '/' || getcwd(cwd, sizeof cwd) == NULL) {
+        snprintf(out, PATH_MAX, "%s", path);
+        return;
+    }
+    /* in "/" the name joins as "/name", not "//name" */
+    size_t cwd_length = strcmp(cwd, "/") == 0 ? 0 : strlen(cwd);
+    size_t path_length = strlen(path);
+    if (cwd_length + 1 + path_length >= PATH_MAX) {
+        snprintf(out, PATH_MAX, "%s", path);
+        return;
+    }
+    memcpy(out, cwd, cwd_length);
+    out[cwd_length] = '/';
+    memcpy(out + cwd_length + 1, path, path_length + 1);
+}
+
 static int store_result(struct run *run, const struct blurd_result *r, char *err)
 {
     char absolute[PATH_MAX];
-    if (realpath(r->path, absolute) == NULL)
-        snprintf(absolute, sizeof absolute, "%s", r->path);
+    absolute_path(r->path, absolute);
     struct stat st;
     bool have_stat = stat(r->path, &st) == 0;
     const char *verdict = NULL;

@@ -263,9 +263,9 @@ TEST_IMPL(cli_classify_files_from_stdin_and_database)
     char *err, *out;
     char command[4096];
     snprintf(command, sizeof command,
-             "cd '%s' && printf '%%s\\n' '%s/b.png' '%s/a.jpg' '%s/nope.png' | '%s' classify "
+             "cd '%s' && printf '%%s\\n' '%s/b.png' photos/a.jpg photos/nope.png | '%s' classify "
              "-m '%s' --files-from - --db '%s' -f csv",
-             test_tmpdir(), photos, photos, photos, test_blurd_binary(), model, db);
+             test_tmpdir(), photos, test_blurd_binary(), model, db);
     status = test_run(command, &out, &err);
     ASSERT_INT_EQ(status, 1); /* nope.png does not exist */
     ASSERT(strstr(out, "b.png") < strstr(out, "a.jpg"));
@@ -285,6 +285,20 @@ TEST_IMPL(cli_classify_files_from_stdin_and_database)
              db);
     status = test_run(command, &out, &err);
     ASSERT_STR_EQ(out, "900|600|jpeg|tiles\n");
+
+    /* Paths named relative to the working folder are recorded absolute, the failed one
+     * (which realpath cannot resolve) too. */
+    char *folder = realpath(test_tmpdir(), NULL);
+    ASSERT(folder != NULL);
+    snprintf(command, sizeof command,
+             "sqlite3 '%s' \"select path from images where error is not null; "
+             "select count(*) from images where path like '/%%'\"",
+             db);
+    ASSERT_INT_EQ(test_run(command, &out, &err), 0);
+    char expected[2048];
+    snprintf(expected, sizeof expected, "%s/photos/nope.png\n3\n", folder);
+    ASSERT_STR_EQ(out, expected);
+    free(folder);
     return 0;
 }
 
