@@ -128,9 +128,10 @@ static void print_laplacian_header(const struct run *run)
 static void print_json_record(struct run *run, json_t *record)
 {
     char *text = record ? json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-    if (text != NULL)
+    if (text != NULL) {
         printf("%s\n%s", run->json_first ? "" : ",", text);
-    run->json_first = false;
+        run->json_first = false;
+    }
     free(text);
     json_decref(record);
 }
@@ -149,10 +150,12 @@ static void print_laplacian_record(struct run *run, const char *path, const stru
                o->variance);
         break;
     case BLURD_FORMAT_JSON: {
+        char *name = blurd_files_utf8_path(path);
         json_t *record =
-            json_pack("{s:s, s:s, s:n, s:n, s:i, s:i, s:f, s:f}", "path", path, "verdict", verdict,
+            json_pack("{s:s, s:s, s:n, s:n, s:i, s:i, s:f, s:f}", "path", name, "verdict", verdict,
                       "p_blurred", "p_clear", "width", o->width, "height", o->height,
                       "milliseconds", (double)o->milliseconds, "score", o->variance);
+        free(name);
         print_json_record(run, record);
         break;
     }
@@ -198,9 +201,11 @@ static void print_record(struct run *run, const char *path, const struct outcome
                (double)o->milliseconds);
         break;
     case BLURD_FORMAT_JSON: {
-        json_t *record = json_pack("{s:s, s:s, s:f, s:f, s:i, s:i, s:f}", "path", path, "verdict",
+        char *name = blurd_files_utf8_path(path);
+        json_t *record = json_pack("{s:s, s:s, s:f, s:f, s:i, s:i, s:f}", "path", name, "verdict",
                                    verdict, "p_blurred", p, "p_clear", q, "width", o->width,
                                    "height", o->height, "milliseconds", (double)o->milliseconds);
+        free(name);
         print_json_record(run, record);
         break;
     }

@@ -11,6 +11,7 @@
 
 #include "blurd/dataset.h"
 #include "blurd/error.h"
+#include "blurd/files.h"
 #include "blurd/kernels.h"
 #include "blurd/laplacian.h"
 #include "blurd/log.h"
@@ -350,11 +351,13 @@ static int print_json(const struct eval *e, const struct report *model,
     const struct blurd_eval_summary *s = e->summary;
     json_t *methods = json_array();
     json_t *misjudged = json_array();
+    char *data_name = blurd_files_utf8_path(e->data_dir);
     json_t *root =
-        json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I}, s:o, s:o}", "data", e->data_dir, "model",
+        json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I}, s:o, s:o}", "data", data_name, "model",
                   blurd_model_name(e->model), "input", e->input_name, "images", "blurred",
                   (json_int_t)s->blurred, "clear", (json_int_t)s->clear, "skipped",
                   (json_int_t)s->skipped, "methods", methods, "misjudged", misjudged);
+    free(data_name);
     if (root == NULL)
         return blurd_error_set(err, BLURD_ENOMEM, "out of memory for the JSON report");
     json_array_append_new(methods, report_json("model", "p_blurred", model));
@@ -364,9 +367,11 @@ static int print_json(const struct eval *e, const struct report *model,
         const struct item *item = &e->items[i];
         if (!item->judged || ((double)item->p_blurred >= model->threshold) == item->blurred)
             continue;
+        char *name = blurd_files_utf8_path(e->dataset.entries[i].path);
         json_t *entry =
-            json_pack("{s:s, s:s, s:f}", "path", e->dataset.entries[i].path, "truth",
-                      item->blurred ? "blurred" : "clear", "p_blurred", (double)item->p_blurred);
+            json_pack("{s:s, s:s, s:f}", "path", name, "truth", item->blurred ? "blurred" : "clear",
+                      "p_blurred", (double)item->p_blurred);
+        free(name);
         if (entry != NULL && laplacian != NULL)
             json_object_set_new(entry, "laplacian_variance", json_real(item->variance));
         json_array_append_new(misjudged, entry);

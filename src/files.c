@@ -6,6 +6,7 @@
 #include "blurd/log.h"
 
 #include <dirent.h>
+#include <glib.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,4 +166,14 @@ void blurd_files_clear(struct blurd_file_list *list)
         free(list->paths[i]);
     free(list->paths);
     *list = (struct blurd_file_list){0};
+}
+
+char *blurd_files_utf8_path(const char *path)
+{
+    if (g_utf8_validate(path, -1, NULL))
+        return strdup(path);
+    gchar *valid = g_utf8_make_valid(path, -1);
+    char *copy = strdup(valid);
+    g_free(valid);
+    return copy;
 }

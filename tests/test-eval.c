@@ -222,6 +222,58 @@ TEST_IMPL(eval_model_and_laplacian_side_by_side)
     return 0;
 }
 
+/* File names on Linux may be any bytes, JSON strings only UTF-8: a folder and photos whose
+ * names are not valid UTF-8 are still in the JSON of eval and classify (each stray byte as
+ * U+FFFD), not dropped.  The table keeps the bytes as they are. */
+TEST_IMPL(eval_and_classify_json_keep_names_that_are_not_utf8)
+{
+    char *model = test_small_model("m.safetensors", 7);
+    char *data = make_data("DATA");
+    char command[4096];
+    snprintf(command, sizeof command,
+             "cd '%s' && for f in */*.jpg; do mv \"$f\" \"${f%%.jpg}$(printf '\\377').jpg\"; "
+             "done && mv '%s' \"%s$(printf '\\377')\"",
+             data, data, data);
+    shell_or_fail(command);
+    const char *replacement = "\xef\xbf\xbd"; /* U+FFFD in UTF-8 */
+
+    char args[4096], *out, *err;
+    snprintf(args, sizeof args, "eval \"%s$(printf '\\377')\" -m '%s' -f json", data, model);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 0);
+    json_error_t json_err;
+    json_t *report = json_loads(out, 0, &json_err);
+    if (report == NULL)
+        TEST_FAIL("not JSON (%s): %s", json_err.text, out);
+    const char *folder = json_string_value(json_object_get(report, "data"));
+    ASSERT(folder != NULL);
+    ASSERT_CONTAINS(folder, replacement);
+    json_t *c = json_object_get(method(report, "model"), "confusion");
+    size_t wrong = (size_t)(number(c, "blurred_called_clear") + number(c, "clear_called_blurred"));
+    ASSERT(wrong > 0); /* the untrained model misjudges some: the list is not empty */
+    json_t *misjudged = json_object_get(report, "misjudged");
+    ASSERT_INT_EQ(json_array_size(misjudged), wrong);
+    for (size_t i = 0; i < wrong; i++)
+        ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(misjudged, i), "path")),
+                        replacement);
+    json_decref(report);
+
+    snprintf(args, sizeof args, "classify -r \"%s$(printf '\\377')\" -m '%s' -f json", data, model);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 0);
+    json_t *records = json_loads(out, 0, &json_err);
+    if (records == NULL)
+        TEST_FAIL("not JSON (%s): %s", json_err.text, out);
+    ASSERT_INT_EQ(json_array_size(records), 12);
+    for (size_t i = 0; i < 12; i++)
+        ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(records, i), "path")),
+                        replacement);
+    json_decref(records);
+
+    snprintf(args, sizeof args, "classify -r \"%s$(printf '\\377')\" -m '%s'", data, model);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 0);
+    ASSERT_CONTAINS(out, "DATA\xff/Blurred/");
+    return 0;
+}
+
 /* A JPEG signature and then nothing a decoder can use. */
 static const char broken_jpeg[] = "\xff\xd8\xff\xe0 this is no JPEG";
 

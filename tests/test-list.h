@@ -199,6 +199,7 @@
     /* eval (end to end, the real binary) */                                \
     X(eval_classify_laplacian_needs_no_model)                               \
     X(eval_model_and_laplacian_side_by_side)                                \
+    X(eval_and_classify_json_keep_names_that_are_not_utf8)                  \
     X(eval_bad_data_and_usage)                                              \
     /* daemon (end to end, the real daemon process) */                      \
     X(daemon_judges_copies_moves_and_renamed_uploads)                       \

@@ -27,6 +27,11 @@ struct blurd_file_list {
 int blurd_files_collect(struct blurd_file_list *list, const char *const *paths, int path_count,
                         const char *files_from, int recursive, char *err);
 
+/* `path` as valid UTF-8, for output formats that hold nothing else (JSON): each byte that
+ * does not belong to a UTF-8 sequence becomes U+FFFD, as file names on Linux may be any
+ * bytes.  malloc'd (the caller frees it); NULL only when out of memory. */
+char *blurd_files_utf8_path(const char *path);
+
 /* Frees the paths; the list may be reused after it.  NULL is a no-op. */
 void blurd_files_clear(struct blurd_file_list *list);
 
