@@ -253,8 +253,9 @@ static char *join_path(const char *dir, const char *name)
 }
 
 /* Lists the regular files with an image extension directly inside `dir`, sorted; hidden
- * entries, folders and special files are counted as skipped.  stat follows symbolic
- * links, so a link to a photo counts as the photo.  `what` names the folder's role in
+ * entries, folders and special files are counted as skipped (an image's name that cannot
+ * be followed, also warned about).  stat follows symbolic links, so a link to a photo
+ * counts as the photo.  `what` names the folder's role in
  * the error message ("photo folder", "class folder"). */
 static int list_images(const char *dir, const char *what, struct name_list *list, char *err)
 {
@@ -283,8 +284,13 @@ static int list_images(const char *dir, const char *what, struct name_list *list
             break;
         }
         struct stat st;
-        bool take = stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-                    blurd_image_has_image_extension(entry->d_name);
+        bool image_name = blurd_image_has_image_extension(entry->d_name);
+        bool found = stat(path, &st) == 0;
+        /* A photo's name that leads nowhere (a broken or looping link) is said, not just
+         * counted: the user meant it to be read. */
+        if (!found && image_name)
+            blurd_log_warning("%s: cannot read: %s; skipped", path, strerror(errno));
+        bool take = found && S_ISREG(st.st_mode) && image_name;
         free(path);
         if (!take) {
             list->skipped++;

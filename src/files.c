@@ -93,10 +93,16 @@ static int walk(struct blurd_file_list *list, const char *dir, int recursive, ch
                 rc = walk(list, path, recursive, err);
             continue;
         }
-        if (S_ISLNK(st.st_mode) && (stat(path, &st) != 0 || !S_ISREG(st.st_mode))) {
-            list->skipped++; /* dangling, or a link to a folder: never followed */
+        if (S_ISLNK(st.st_mode) && stat(path, &st) != 0) {
+            /* broken or looping: said when it bears an image's name, which was meant to be
+             * judged */
+            int saved = errno;
+            if (blurd_image_has_image_extension(path))
+                blurd_log_warning("%s: cannot read: %s; skipped", path, strerror(saved));
+            list->skipped++;
             continue;
         }
+        /* st is now a link's target: a link to a folder is skipped here, never followed */
         if (!S_ISREG(st.st_mode) || !blurd_image_has_image_extension(path)) {
             list->skipped++;
             continue;

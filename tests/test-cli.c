@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Runs `vips ARGS` to make a test image; fails the test if vips fails. */
 static void vips(const char *args)
@@ -218,6 +219,12 @@ TEST_IMPL(cli_classify_bad_files_are_reported_and_skipped)
     snprintf(path, sizeof path, "%s/truncated.jpg", photos);
     test_write_file(path, jpeg, n / 2);
 
+    /* links inside the folder that lead nowhere: a photo's is said, the other's not */
+    snprintf(path, sizeof path, "%s/moved-away.jpg", photos);
+    ASSERT_INT_EQ(symlink("gone.jpg", path), 0);
+    snprintf(path, sizeof path, "%s/old-notes.txt", photos);
+    ASSERT_INT_EQ(symlink("gone.txt", path), 0);
+
     int status;
     char args[2048], *err, *out;
     snprintf(args, sizeof args, "classify -m '%s' '%s' '%s/missing.jpg'", model, photos, photos);
@@ -228,9 +235,10 @@ TEST_IMPL(cli_classify_bad_files_are_reported_and_skipped)
     ASSERT_CONTAINS(err, "text.jpg");
     ASSERT_CONTAINS(err, "truncated.jpg");
     ASSERT_CONTAINS(err, "missing.jpg");
+    ASSERT_CONTAINS(err, "moved-away.jpg: cannot read: No such file or directory; skipped");
     ASSERT(strstr(err, "notes.txt") == NULL);
     ASSERT_CONTAINS(err, "3 judged (");
-    ASSERT_CONTAINS(err, "4 failed, 1 skipped");
+    ASSERT_CONTAINS(err, "4 failed, 3 skipped");
     return 0;
 }
 

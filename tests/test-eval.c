@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void shell_or_fail(const char *command)
 {
@@ -289,12 +290,17 @@ TEST_IMPL(eval_bad_data_and_usage)
     test_write_file(path, broken_jpeg, sizeof broken_jpeg - 1);
     snprintf(path, sizeof path, "%s/Undistorted/empty.png", data);
     test_write_file(path, "", 0);
+    /* and a photo's link that leads nowhere: passed over, but said */
+    snprintf(path, sizeof path, "%s/Blurred/moved-away.jpg", data);
+    ASSERT_INT_EQ(symlink("gone.jpg", path), 0);
     snprintf(args, sizeof args, "eval '%s' -m '%s' --compare laplacian", data, model);
     status = test_blurd(args, &out, &err);
     ASSERT_INT_EQ(status, 0);
     ASSERT_CONTAINS(out, "12 judged (6 blurred, 6 clear), 2 skipped");
     ASSERT_CONTAINS(err, "broken.jpg");
     ASSERT_CONTAINS(err, "empty.png");
+    ASSERT_CONTAINS(err, "moved-away.jpg: cannot read: No such file or directory");
+    ASSERT_INT_EQ(unlink(path), 0);
 
     /* DATA missing, a class folder missing, a class folder without images, a class whose
      * images all fail: exit 2 naming the folder, nothing on stdout */
