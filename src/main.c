@@ -157,11 +157,20 @@ static int usage_error(const char *usage_hint, const char *format, const char *d
     return EXIT_USAGE;
 }
 
-static int parse_float(const char *text, float *out)
+static int parse_double(const char *text, double *out)
 {
     char *end;
     double v = strtod(text, &end);
     if (*text == '\0' || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *text, float *out)
+{
+    double v;
+    if (parse_double(text, &v) != 0)
         return -1;
     *out = (float)v;
     return 0;
@@ -252,7 +261,8 @@ static int command_classify(int argc, char **argv)
         .laplacian_threshold = -1.0,
     };
     int quiet = 0, c;
-    float megapixels, laplacian_threshold;
+    double megapixels;
+    float laplacian_threshold;
     const char *hint = "blurd classify";
     while ((c = getopt_long(argc, argv, "rm:i:t:f:j:qh", long_options, NULL)) != -1) {
         switch (c) {
@@ -294,11 +304,14 @@ static int command_classify(int argc, char **argv)
             options.db_path = optarg;
             break;
         case OPT_MAX_MEGAPIXELS:
-            if (parse_float(optarg, &megapixels) != 0 || !(megapixels > 0.0f) ||
-                megapixels > 10000.0f)
+            /* in double and rounded, as the configuration file's max_megapixels: 0.26 is
+             * 260000 pixels, not a float's 259999 */
+            if (parse_double(optarg, &megapixels) != 0 || !(megapixels > 0.0) ||
+                megapixels > 10000.0 || megapixels * 1e6 < 1.0)
                 return usage_error(
-                    hint, "--max-megapixels must be a number from 0 to 10000, not '%s'", optarg);
-            options.max_pixels = (uint64_t)((double)megapixels * 1e6);
+                    hint, "--max-megapixels must be a number above 0 and at most 10000, not '%s'",
+                    optarg);
+            options.max_pixels = (uint64_t)(megapixels * 1e6 + 0.5);
             break;
         case OPT_PROGRESS:
             options.progress = 1;

@@ -82,9 +82,29 @@ TEST_IMPL(cli_help_version_and_usage_errors)
     ASSERT_INT_EQ(status, 2);
     status = test_blurd("classify --jobs 0 x.jpg", &out, &err);
     ASSERT_INT_EQ(status, 2);
+    status = test_blurd("classify --max-megapixels 0 x.jpg", &out, &err);
+    ASSERT_INT_EQ(status, 2);
+    ASSERT_CONTAINS(err, "above 0 and at most 10000");
     status = test_blurd("model info --bogus", &out, &err);
     ASSERT_INT_EQ(status, 2);
     ASSERT_CONTAINS(err, "unrecognized option '--bogus'");
+    return 0;
+}
+
+/* --max-megapixels is counted exactly: 650x400 is 0.26 megapixels (which a float holds as
+ * 0.2599999...), allowed at that limit and refused, naming it, just under it. */
+TEST_IMPL(cli_classify_pixel_limit_is_exact)
+{
+    char *model = test_small_model("m.safetensors", 7);
+    char *photo = test_path("wide.jpg");
+    char args[2048], *err, *out;
+    snprintf(args, sizeof args, "gaussnoise '%s' 650 400 --mean 128 --sigma 40", photo);
+    vips(args);
+    snprintf(args, sizeof args, "classify -m '%s' --max-megapixels 0.26 '%s'", model, photo);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 0);
+    snprintf(args, sizeof args, "classify -m '%s' --max-megapixels 0.259999 '%s'", model, photo);
+    ASSERT_INT_EQ(test_blurd(args, &out, &err), 1);
+    ASSERT_CONTAINS(err, "wide.jpg: 650x400 is 260000 pixels, over the limit of 259999");
     return 0;
 }
 

@@ -188,6 +188,7 @@
     /* cli (end to end, the real binary) */                                 \
     X(cli_help_version_and_usage_errors)                                    \
     X(cli_model_info_default_architecture)                                  \
+    X(cli_classify_pixel_limit_is_exact)                                    \
     X(cli_results_that_cannot_be_written_fail_the_run)                      \
     X(cli_classify_without_model_says_so)                                   \
     X(cli_classify_formats_and_order)                                       \
