@@ -892,6 +892,10 @@ static int photo_decode(const char *path, struct photo *photo, char *err)
 {
     memset(photo, 0, sizeof *photo);
     char reason[BLURD_ERR_LEN];
+    /* said plainly, as classify says it, rather than as libvips' "not a known format" */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+        return blurd_error_set(err, BLURD_ENOTIMAGE, "%s: empty file (0 bytes)", path);
     VipsImage *image = vips_image_new_from_file(path, "access", VIPS_ACCESS_RANDOM, "fail_on",
                                                 VIPS_FAIL_ON_TRUNCATED, NULL);
     if (image == NULL) {

@@ -791,8 +791,10 @@ TEST_IMPL(dataset_cli_synth_end_to_end)
     /* A photo that cannot be read is named, left out, and makes the exit status 1. */
     char *broken = test_path("sharp/broken.jpg");
     test_write_file(broken, "\xff\xd8\xff\xe0 garbage", 12);
+    test_write_file(test_path("sharp/zero.jpg"), "", 0);
     ASSERT_INT_EQ(run_blurd("synth sharp other -n 2 -q", &out, &err), 1);
     ASSERT_CONTAINS(err, "broken.jpg");
+    ASSERT_CONTAINS(err, "zero.jpg: empty file (0 bytes)");
     ASSERT_INT_EQ(count_entries(test_path("other/Blurred")), 2);
     free(out);
     free(err);
