@@ -835,9 +835,13 @@ static int save_best(struct trainer *t, const struct validation *v, double train
     if (v->images > 0) {
         rc = rc ? rc : set_meta(t, "train.val_loss", err, "%.4f", v->loss);
         rc = rc ? rc : set_meta(t, "train.val_accuracy", err, "%.4f", v->accuracy);
-        rc =
-            rc ? rc : set_meta(t, "train.val_balanced_accuracy", err, "%.4f", v->balanced_accuracy);
-        rc = rc ? rc : set_meta(t, "train.val_auc", err, "%.4f", v->auc);
+        /* with one class held out these figures do not exist (a recall of one class, an
+         * AUC of nothing): left out rather than written as 0 or nan */
+        if (t->rank_by_validation) {
+            rc = rc ? rc
+                    : set_meta(t, "train.val_balanced_accuracy", err, "%.4f", v->balanced_accuracy);
+            rc = rc ? rc : set_meta(t, "train.val_auc", err, "%.4f", v->auc);
+        }
     }
     return rc ? rc : blurd_model_save(t->model, s->output, s->half, err);
 }
@@ -1261,7 +1265,13 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
         } else {
             t->since_best++;
         }
-        if (v.images > 0)
+        if (v.images > 0 && !t->rank_by_validation)
+            fprintf(stderr,
+                    "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%% | validation loss %.4f, "
+                    "accuracy %.1f%% (one class) | %.0f s%s\n",
+                    t->epoch + 1, s->epochs, train_loss, 100.0 * train_accuracy, v.loss,
+                    100.0 * v.accuracy, now_seconds() - epoch_start, saved_note);
+        else if (v.images > 0)
             fprintf(stderr,
                     "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%% | validation loss %.4f, "
                     "accuracy %.1f%%, balanced %.1f%% at %.3f, AUC %.4f | %.0f s%s\n",

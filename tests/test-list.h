@@ -149,6 +149,7 @@
     X(train_resumed_run_matches_an_uninterrupted_one)                       \
     X(train_tiles_run_with_contrast_resumes_identically)                    \
     X(train_checkpoint_versions_and_contrast_value)                         \
+    X(train_validation_of_one_class_records_no_balanced_figures)            \
     X(train_command_bad_data_and_usage)                                     \
     X(train_interrupt_saves_a_checkpoint)                                   \
     /* recipe */                                                            \

@@ -540,6 +540,56 @@ TEST_IMPL(train_checkpoint_versions_and_contrast_value)
     return 0;
 }
 
+/* Sources named in labels.csv so that the validation split (0.25) takes one clear photo
+ * and no blurred one: epochs are then ranked by training loss, the threshold stays 0.5,
+ * and the model records no balanced accuracy or AUC, which one class does not have. */
+TEST_IMPL(train_validation_of_one_class_records_no_balanced_figures)
+{
+    char err[BLURD_ERR_LEN];
+    ASSERT_INT_EQ(blurd_image_init(NULL, err), 0);
+    char *data = make_separable_set("data", 4, 3);
+    /* names whose split position falls out of validation, and one that falls in */
+    char out_names[7][16], in_name[16] = "";
+    int outs = 0;
+    for (int n = 0; n < 1000 && (outs < 7 || in_name[0] == '\0'); n++) {
+        char name[16];
+        snprintf(name, sizeof name, "photo-%d", n);
+        if (blurd_dataset_source_position(name) >= 0.25) {
+            if (outs < 7)
+                snprintf(out_names[outs++], sizeof out_names[0], "%s", name);
+        } else if (in_name[0] == '\0') {
+            snprintf(in_name, sizeof in_name, "%s", name);
+        }
+    }
+    ASSERT(outs == 7 && in_name[0] != '\0');
+    char labels[1024];
+    snprintf(labels, sizeof labels,
+             "file,source\nBlurred/00.png,%s\nBlurred/01.png,%s\nBlurred/02.png,%s\n"
+             "Blurred/03.png,%s\nUndistorted/00.png,%s\nUndistorted/01.png,%s\n"
+             "Undistorted/02.png,%s\nUndistorted/03.png,%s\n",
+             out_names[0], out_names[1], out_names[2], out_names[3], in_name, out_names[4],
+             out_names[5], out_names[6]);
+    test_write_file(test_path("data/labels.csv"), labels, strlen(labels));
+
+    char *output = test_path("one-class.safetensors");
+    struct blurd_train_options options = small_options(data, output);
+    options.epochs = 2;
+    struct blurd_train_summary summary;
+    if (blurd_train_run(&options, &summary, err) != 0)
+        TEST_FAIL("%s", err);
+    ASSERT_INT_EQ(summary.validation[0], 0);
+    ASSERT_INT_EQ(summary.validation[1], 1);
+    ASSERT(isnan(summary.best_balanced_accuracy));
+    blurd_model *model;
+    ASSERT_INT_EQ(blurd_model_load(&model, output, err), 0);
+    ASSERT_STR_EQ(blurd_model_meta_get(model, "blurd.threshold"), "0.5000");
+    ASSERT(blurd_model_meta_get(model, "train.val_loss") != NULL);
+    ASSERT(blurd_model_meta_get(model, "train.val_balanced_accuracy") == NULL);
+    ASSERT(blurd_model_meta_get(model, "train.val_auc") == NULL);
+    blurd_model_free(model);
+    return 0;
+}
+
 TEST_IMPL(train_command_bad_data_and_usage)
 {
     char err_text[BLURD_ERR_LEN];
