@@ -714,7 +714,7 @@ static const char train_usage[] =
     "\n"
     "Options:\n"
     "  -o, --output FILE      the model to write (required; not overwritten unless resuming)\n"
-    "  -e, --epochs N         at most N epochs (default: 30)\n"
+    "  -e, --epochs N         at most N epochs (default: 30; resuming, the checkpoint's)\n"
     "  -b, --batch N          inputs per step, 1-256 (default: 32)\n"
     "      --lr X             Adam's peak learning rate, cosine-decayed (default: 0.0005)\n"
     "      --val-split F      share of source photos held out, 0 to 0.9 (default: 0.15)\n"
@@ -801,6 +801,7 @@ static int command_train(int argc, char **argv)
     options.max_pixels = BLURD_IMAGE_DEFAULT_MAX_PIXELS;
     const char *hint = "blurd train";
     bool settings_given = false; /* an option that --resume overrides */
+    bool epochs_given = false;
     int c;
     long number;
     float value;
@@ -818,6 +819,7 @@ static int command_train(int argc, char **argv)
                 return usage_error(hint, "--epochs must be a whole number from 1, not '%s'",
                                    optarg);
             options.epochs = (int)number;
+            epochs_given = true;
             break;
         case 'b':
             if (parse_int(optarg, 1, BLURD_TRAIN_MAX_BATCH, &number) != 0)
@@ -924,6 +926,9 @@ static int command_train(int argc, char **argv)
     if (options.output == NULL)
         return usage_error(hint, "%s", "train needs -o FILE, the model to write");
     options.data_dir = argv[optind];
+    /* resumed without --epochs: the checkpoint's plan, not the default's */
+    if (options.resume != NULL && !epochs_given)
+        options.epochs = 0;
     if (options.resume != NULL && settings_given)
         blurd_log_warning("resuming: the checkpoint's spec, input, batch, learning rate, seed, "
                           "split, tiles, tile weight, contrast and threshold are used; the ones "

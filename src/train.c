@@ -625,7 +625,7 @@ static const char *const checkpoint_keys[] = {
     "checkpoint.lr",         "checkpoint.history",
     "checkpoint.threshold",  "checkpoint.data",
     "checkpoint.output",     "checkpoint.other_tile_weight",
-    "checkpoint.contrast",
+    "checkpoint.contrast",   "checkpoint.epochs",
 };
 
 static int save_checkpoint(struct trainer *t, double seconds, char *err)
@@ -654,6 +654,7 @@ static int save_checkpoint(struct trainer *t, double seconds, char *err)
         rc ? rc
            : set_meta(t, "checkpoint.other_tile_weight", err, "%.9g", (double)s->other_tile_weight);
     rc = rc ? rc : set_meta(t, "checkpoint.contrast", err, "%.9g", (double)s->contrast);
+    rc = rc ? rc : set_meta(t, "checkpoint.epochs", err, "%d", s->epochs);
     rc = rc ? rc : set_meta(t, "checkpoint.lr", err, "%.9g", (double)s->learning_rate);
     rc = rc ? rc : set_meta(t, "checkpoint.threshold", err, "%.9g", (double)s->threshold);
     rc = rc ? rc : set_meta(t, "checkpoint.history", err, "%s", t->history);
@@ -760,6 +761,16 @@ static int read_checkpoint_state(struct trainer *t, char *err)
         return blurd_error_set(err, BLURD_EMODEL, "%s: checkpoint value checkpoint.contrast bad",
                                t->settings.resume);
     t->settings.contrast = (float)contrast;
+    /* epochs not given: the planned length the run started with, so the learning rate's
+     * schedule goes on as planned (checkpoints from before it was kept: the default) */
+    double epochs = BLURD_TRAIN_DEFAULT_EPOCHS;
+    if (blurd_model_meta_get(t->model, "checkpoint.epochs") != NULL &&
+        (meta_number(t->model, "checkpoint.epochs", &epochs) != 0 ||
+         !(epochs >= 1 && epochs <= 1e6)))
+        return blurd_error_set(err, BLURD_EMODEL, "%s: checkpoint value checkpoint.epochs bad",
+                               t->settings.resume);
+    if (t->settings.epochs == 0)
+        t->settings.epochs = (int)epochs;
     t->settings.input = blurd_model_preprocess(t->model)->input;
     const char *data = blurd_model_meta_get(t->model, "checkpoint.data");
     snprintf(t->resumed_data, sizeof t->resumed_data, "%s", data ? data : "");
@@ -862,9 +873,10 @@ static int check_options(const struct blurd_train_options *o, char *err)
 {
     if (o->data_dir == NULL || o->output == NULL)
         return blurd_error_set(err, BLURD_EINVAL, "train: DATA and an output model are needed");
-    if (o->epochs < 1 || o->batch < 1 || o->batch > BLURD_TRAIN_MAX_BATCH ||
-        !(o->learning_rate > 0.0f) || !(o->val_split >= 0.0 && o->val_split < 1.0) ||
-        o->patience < 0 || o->tiles_per_image < 1 || o->tiles_per_image > 64 || o->threads < 1 ||
+    if (o->epochs < (o->resume != NULL ? 0 : 1) || o->batch < 1 ||
+        o->batch > BLURD_TRAIN_MAX_BATCH || !(o->learning_rate > 0.0f) ||
+        !(o->val_split >= 0.0 && o->val_split < 1.0) || o->patience < 0 || o->tiles_per_image < 1 ||
+        o->tiles_per_image > 64 || o->threads < 1 ||
         !(o->other_tile_weight >= 0.0f && o->other_tile_weight <= 1.0f) ||
         !(o->contrast >= 0.0f && o->contrast < 1.0f) || !(o->max_seconds >= 0.0) ||
         !(o->threshold >= 0.0f && o->threshold < 1.0f) ||

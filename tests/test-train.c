@@ -343,6 +343,7 @@ TEST_IMPL(train_resumed_run_matches_an_uninterrupted_one)
     options.resume = checkpoint;
     options.seed = 999; /* ignored: the checkpoint's settings rule */
     options.batch = 7;
+    options.epochs = 0; /* not given: the checkpoint's 2, so the same schedule */
     if (blurd_train_run(&options, &summary, err) != 0)
         TEST_FAIL("%s", err);
     ASSERT_INT_EQ(summary.end, BLURD_TRAIN_FINISHED);

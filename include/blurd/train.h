@@ -63,7 +63,7 @@ struct blurd_train_options {
     const char *resume;      /* NULL, or a checkpoint to continue from (borrowed) */
     const char *spec;        /* layer spec; NULL: BLURD_DEFAULT_SPEC (borrowed) */
     int input;               /* an enum blurd_input_mode */
-    int epochs;              /* at most this many epochs, >= 1 */
+    int epochs;              /* at most this many epochs, >= 1; 0 with `resume`: the checkpoint's */
     int batch;               /* 1..BLURD_TRAIN_MAX_BATCH */
     float learning_rate;     /* Adam's peak step size, cosine-decayed over `epochs` */
     float threshold;         /* the model's decision threshold; 0: fitted on validation */
@@ -133,11 +133,12 @@ struct blurd_train_summary {
  * (current weights, Adam's moments, the best weights and the loop's position) is written after
  * every epoch and when stopped; resuming continues from the step where it stopped, with the
  * checkpoint's settings (spec, input, batch, seed, split, tiles, tile weight, contrast,
- * learning rate); epochs, patience and the budgets come from `options` (a different `epochs`
- * reshapes the rest of the learning-rate schedule).  A fresh run refuses an output or checkpoint
- * that exists (BLURD_EINVAL, writing nothing); a resumed run refuses an output that exists but is
- * not its checkpoint's model, and warns when DATA is not the checkpoint's.  At the end the output
- * holds the best weights.  A line per epoch goes to stderr, and a progress line when enabled.
+ * learning rate, and epochs unless `options` gives them); patience and the budgets come from
+ * `options` (a different `epochs` reshapes the rest of the learning-rate schedule).  A fresh run
+ * refuses an output or checkpoint that exists (BLURD_EINVAL, writing nothing); a resumed run
+ * refuses an output that exists but is not its checkpoint's model, and warns when DATA is not the
+ * checkpoint's.  At the end the output holds the best weights.  A line per epoch goes to stderr,
+ * and a progress line when enabled.
  *
  * Returns 0 when training ended (see summary->end; the model and checkpoint are saved), or,
  * with `err` saying why: blurd_dataset_read's errors, BLURD_EINVAL (bad options; a class
