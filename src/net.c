@@ -814,7 +814,9 @@ static int parse_layer(char **tokens, int count, bool first, struct layer *layer
         if (count != 4 || !parse_count(tokens[1], MAX_SIDE, &layer->in.height) ||
             !parse_count(tokens[2], MAX_SIDE, &layer->in.width) ||
             !parse_count(tokens[3], MAX_CHANNELS, &layer->in.channels)) {
-            snprintf(why, why_len, "expected \"input HEIGHT WIDTH CHANNELS\"");
+            snprintf(why, why_len,
+                     "expected \"input HEIGHT WIDTH CHANNELS\" (sides 1 to %d, channels 1 to %d)",
+                     MAX_SIDE, MAX_CHANNELS);
             return -1;
         }
         return 0;

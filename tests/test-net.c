@@ -66,6 +66,7 @@ TEST_IMPL(net_rejects_bad_specs)
         {"input 10 10 3; conv 8 3 relu", "last layer must be dense"},
         {"input 10 10 3;; flatten; dense 2 softmax", "empty"},
         {"input 200 200 64; flatten; dense 65536 relu; dense 2 softmax", "parameters"},
+        {"input 100000 100000 3; flatten; dense 2 softmax", "sides 1 to 4096"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[BLURD_ERR_LEN] = "";
