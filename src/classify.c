@@ -243,28 +243,37 @@ static void print_ready(struct run *run)
 
 /* ---- database --------------------------------------------------------------------- */
 
-/* The path a row records: the file's real path, or, for one that is gone or cannot be
- * resolved (a vanished file, a symlink loop), its name joined to the working folder, so
- * failures are recorded as absolute as the images judged. */
+/* The path a row records: the file's real path, as for the images judged; for one that
+ * is gone or cannot be resolved (a vanished file, a symlink loop), its folder's real path
+ * and its own name, or failing that its name joined to the working folder. */
 static void absolute_path(const char *path, char out[PATH_MAX])
 {
     if (realpath(path, out) != NULL)
         return;
-    char cwd[PATH_MAX];
-    if (path[0] == '/' || getcwd(cwd, sizeof cwd) == NULL) {
-        snprintf(out, PATH_MAX, "%s", path);
-        return;
+    const char *slash = strrchr(path, '/');
+    const char *name = slash != NULL ? slash + 1 : path;
+    char folder[PATH_MAX];
+    bool have_folder = false;
+    if (slash == NULL) {
+        have_folder = getcwd(folder, sizeof folder) != NULL;
+    } else if (slash == path) {
+        snprintf(folder, sizeof folder, "/");
+        have_folder = true;
+    } else if ((size_t)(slash - path) < sizeof folder) {
+        char given[PATH_MAX];
+        snprintf(given, sizeof given, "%.*s", (int)(slash - path), path);
+        have_folder = realpath(given, folder) != NULL;
     }
     /* in "/" the name joins as "/name", not "//name" */
-    size_t cwd_length = strcmp(cwd, "/") == 0 ? 0 : strlen(cwd);
-    size_t path_length = strlen(path);
-    if (cwd_length + 1 + path_length >= PATH_MAX) {
+    size_t folder_length = have_folder && strcmp(folder, "/") != 0 ? strlen(folder) : 0;
+    size_t name_length = strlen(name);
+    if (!have_folder || name[0] == '\0' || folder_length + 1 + name_length >= PATH_MAX) {
         snprintf(out, PATH_MAX, "%s", path);
         return;
     }
-    memcpy(out, cwd, cwd_length);
-    out[cwd_length] = '/';
-    memcpy(out + cwd_length + 1, path, path_length + 1);
+    memcpy(out, folder, folder_length);
+    out[folder_length] = '/';
+    memcpy(out + folder_length + 1, name, name_length + 1);
 }
 
 static int store_result(struct run *run, const struct blurd_result *r, char *err)

@@ -260,13 +260,20 @@ static int apply_threshold(struct blurd_config *config, const char *value, char 
     return 0;
 }
 
-static int apply_max_megapixels(struct blurd_config *config, const char *value, char *reason)
+int blurd_config_parse_megapixels(const char *value, uint64_t *pixels)
 {
     double megapixels;
     if (parse_number(value, &megapixels) != 0 ||
         !(megapixels > 0.0 && megapixels <= MAX_MEGAPIXELS) || megapixels * 1e6 < 1.0)
+        return -1;
+    *pixels = (uint64_t)(megapixels * 1e6 + 0.5);
+    return 0;
+}
+
+static int apply_max_megapixels(struct blurd_config *config, const char *value, char *reason)
+{
+    if (blurd_config_parse_megapixels(value, &config->max_pixels) != 0)
         return expected(reason, "megapixels above 0 and at most 10000", value);
-    config->max_pixels = (uint64_t)(megapixels * 1e6 + 0.5);
     return 0;
 }
 

@@ -289,7 +289,7 @@ static int list_images(const char *dir, const char *what, struct name_list *list
         /* A photo's name that leads nowhere (a broken or looping link) is said, not just
          * counted: the user meant it to be read. */
         if (!found && image_name)
-            blurd_log_warning("%s: cannot read: %s; skipped", path, strerror(errno));
+            blurd_log_warning("%s: cannot read: %s; left out", path, strerror(errno));
         bool take = found && S_ISREG(st.st_mode) && image_name;
         free(path);
         if (!take) {
@@ -896,8 +896,9 @@ static int photo_decode(const char *path, struct photo *photo, char *err)
     struct stat st;
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
         return blurd_error_set(err, BLURD_ENOTIMAGE, "%s: empty file (0 bytes)", path);
+    /* as strict as classify's decode: a damaged JPEG would give made-up crops */
     VipsImage *image = vips_image_new_from_file(path, "access", VIPS_ACCESS_RANDOM, "fail_on",
-                                                VIPS_FAIL_ON_TRUNCATED, NULL);
+                                                (VipsFailOn)blurd_image_fail_on(path), NULL);
     if (image == NULL) {
         take_vips_reason(reason, sizeof reason);
         return blurd_error_set(err, BLURD_EDECODE, "%s: cannot read: %s", path, reason);

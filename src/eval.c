@@ -351,13 +351,15 @@ static int print_json(const struct eval *e, const struct report *model,
     const struct blurd_eval_summary *s = e->summary;
     json_t *methods = json_array();
     json_t *misjudged = json_array();
+    /* the model's name is its file's when it records none: a file name too */
     char *data_name = blurd_files_utf8_path(e->data_dir);
-    json_t *root =
-        json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I}, s:o, s:o}", "data", data_name, "model",
-                  blurd_model_name(e->model), "input", e->input_name, "images", "blurred",
-                  (json_int_t)s->blurred, "clear", (json_int_t)s->clear, "skipped",
-                  (json_int_t)s->skipped, "methods", methods, "misjudged", misjudged);
+    char *model_name = blurd_files_utf8_path(blurd_model_name(e->model));
+    json_t *root = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I}, s:o, s:o}", "data", data_name,
+                             "model", model_name, "input", e->input_name, "images", "blurred",
+                             (json_int_t)s->blurred, "clear", (json_int_t)s->clear, "skipped",
+                             (json_int_t)s->skipped, "methods", methods, "misjudged", misjudged);
     free(data_name);
+    free(model_name);
     if (root == NULL)
         return blurd_error_set(err, BLURD_ENOMEM, "out of memory for the JSON report");
     json_array_append_new(methods, report_json("model", "p_blurred", model));

@@ -176,8 +176,6 @@ void blurd_files_clear(struct blurd_file_list *list)
 
 char *blurd_files_utf8_path(const char *path)
 {
-    if (g_utf8_validate(path, -1, NULL))
-        return strdup(path);
     gchar *valid = g_utf8_make_valid(path, -1);
     char *copy = strdup(valid);
     g_free(valid);

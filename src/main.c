@@ -3,6 +3,7 @@
  * Exit codes, for every command: 0 success, 1 some files failed, 2 usage, configuration
  * or model error, 130 interrupted. */
 #include "blurd/classify.h"
+#include "blurd/config.h"
 #include "blurd/daemon.h"
 #include "blurd/dataset.h"
 #include "blurd/error.h"
@@ -157,20 +158,11 @@ static int usage_error(const char *usage_hint, const char *format, const char *d
     return EXIT_USAGE;
 }
 
-static int parse_double(const char *text, double *out)
+static int parse_float(const char *text, float *out)
 {
     char *end;
     double v = strtod(text, &end);
     if (*text == '\0' || *end != '\0')
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *text, float *out)
-{
-    double v;
-    if (parse_double(text, &v) != 0)
         return -1;
     *out = (float)v;
     return 0;
@@ -261,7 +253,6 @@ static int command_classify(int argc, char **argv)
         .laplacian_threshold = -1.0,
     };
     int quiet = 0, c;
-    double megapixels;
     float laplacian_threshold;
     const char *hint = "blurd classify";
     while ((c = getopt_long(argc, argv, "rm:i:t:f:j:qh", long_options, NULL)) != -1) {
@@ -304,14 +295,11 @@ static int command_classify(int argc, char **argv)
             options.db_path = optarg;
             break;
         case OPT_MAX_MEGAPIXELS:
-            /* in double and rounded, as the configuration file's max_megapixels: 0.26 is
-             * 260000 pixels, not a float's 259999 */
-            if (parse_double(optarg, &megapixels) != 0 || !(megapixels > 0.0) ||
-                megapixels > 10000.0 || megapixels * 1e6 < 1.0)
+            /* read as the configuration's max_megapixels is: 0.26 is 260000 pixels */
+            if (blurd_config_parse_megapixels(optarg, &options.max_pixels) != 0)
                 return usage_error(
                     hint, "--max-megapixels must be a number above 0 and at most 10000, not '%s'",
                     optarg);
-            options.max_pixels = (uint64_t)(megapixels * 1e6 + 0.5);
             break;
         case OPT_PROGRESS:
             options.progress = 1;
@@ -496,6 +484,9 @@ static int command_model(int argc, char **argv)
             return usage_error("blurd model", "unknown architecture '%s' (known: default)",
                                argv[3]);
         rc = blurd_model_create(&model, BLURD_DEFAULT_SPEC, 0, err);
+    } else if (argc == 3 && strcmp(argv[2], "--arch") == 0) {
+        return usage_error("blurd model", "%s",
+                           "model info --arch needs an architecture (known: default)");
     } else if (argc == 3 && argv[2][0] == '-' && argv[2][1] != '\0') {
         /* A file whose name starts with '-' is still reachable as ./-name. */
         return usage_error("blurd model", "model info: unrecognized option '%s'", argv[2]);

@@ -7,6 +7,7 @@
 
 #include "blurd/dataset.h"
 #include "blurd/error.h"
+#include "blurd/files.h"
 #include "blurd/image.h"
 #include "blurd/kernels.h"
 #include "blurd/log.h"
@@ -605,10 +606,10 @@ static int set_meta(struct trainer *t, const char *key, char *err, const char *f
 /* A path as metadata, which must be UTF-8: bytes that are not are shown as U+FFFD. */
 static int set_display_meta(struct trainer *t, const char *key, const char *path, char *err)
 {
-    gchar *valid = g_utf8_make_valid(path, -1);
+    char *valid = blurd_files_utf8_path(path);
     int rc = valid ? blurd_model_meta_set(t->model, key, valid, err)
                    : blurd_error_set(err, BLURD_ENOMEM, "out of memory");
-    g_free(valid);
+    free(valid);
     return rc;
 }
 
@@ -764,11 +765,16 @@ static int read_checkpoint_state(struct trainer *t, char *err)
     /* epochs not given: the planned length the run started with, so the learning rate's
      * schedule goes on as planned (checkpoints from before it was kept: the default) */
     double epochs = BLURD_TRAIN_DEFAULT_EPOCHS;
-    if (blurd_model_meta_get(t->model, "checkpoint.epochs") != NULL &&
-        (meta_number(t->model, "checkpoint.epochs", &epochs) != 0 ||
-         !(epochs >= 1 && epochs <= 1e6)))
+    bool epochs_kept = blurd_model_meta_get(t->model, "checkpoint.epochs") != NULL;
+    if (epochs_kept && (meta_number(t->model, "checkpoint.epochs", &epochs) != 0 ||
+                        !(epochs >= 1 && epochs <= 1e6) || epochs != floor(epochs)))
         return blurd_error_set(err, BLURD_EMODEL, "%s: checkpoint value checkpoint.epochs bad",
                                t->settings.resume);
+    if (t->settings.epochs == 0 && !epochs_kept)
+        blurd_log_warning("%s: the checkpoint does not say how many epochs its run planned "
+                          "(an older blurd wrote it): going on to %d, the default; give "
+                          "--epochs to keep its learning-rate schedule",
+                          t->settings.resume, BLURD_TRAIN_DEFAULT_EPOCHS);
     if (t->settings.epochs == 0)
         t->settings.epochs = (int)epochs;
     t->settings.input = blurd_model_preprocess(t->model)->input;
@@ -852,6 +858,10 @@ static int save_best(struct trainer *t, const struct validation *v, double train
             rc = rc ? rc
                     : set_meta(t, "train.val_balanced_accuracy", err, "%.4f", v->balanced_accuracy);
             rc = rc ? rc : set_meta(t, "train.val_auc", err, "%.4f", v->auc);
+        } else {
+            /* nor kept from a checkpoint's model of other data */
+            blurd_model_meta_set(t->model, "train.val_balanced_accuracy", NULL, NULL);
+            blurd_model_meta_set(t->model, "train.val_auc", NULL, NULL);
         }
     }
     return rc ? rc : blurd_model_save(t->model, s->output, s->half, err);
@@ -1308,6 +1318,8 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
         int checkpoint_rc = save_checkpoint(t, seconds, rc == 0 ? err : checkpoint_err);
         if (rc == 0)
             rc = checkpoint_rc;
+        else if (checkpoint_rc != 0)
+            blurd_log_error("%s", checkpoint_err);
         if (rc == 0 && s->patience > 0 && t->since_best >= s->patience) {
             end = BLURD_TRAIN_EARLY_STOP;
             fprintf(stderr, "blurd: no better validation for %d epochs: stopping early\n",

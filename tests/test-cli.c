@@ -85,6 +85,9 @@ TEST_IMPL(cli_help_version_and_usage_errors)
     status = test_blurd("classify --max-megapixels 0 x.jpg", &out, &err);
     ASSERT_INT_EQ(status, 2);
     ASSERT_CONTAINS(err, "above 0 and at most 10000");
+    status = test_blurd("model info --arch", &out, &err);
+    ASSERT_INT_EQ(status, 2);
+    ASSERT_CONTAINS(err, "--arch needs an architecture");
     status = test_blurd("model info --bogus", &out, &err);
     ASSERT_INT_EQ(status, 2);
     ASSERT_CONTAINS(err, "unrecognized option '--bogus'");

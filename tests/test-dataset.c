@@ -792,9 +792,21 @@ TEST_IMPL(dataset_cli_synth_end_to_end)
     char *broken = test_path("sharp/broken.jpg");
     test_write_file(broken, "\xff\xd8\xff\xe0 garbage", 12);
     test_write_file(test_path("sharp/zero.jpg"), "", 0);
+    /* a JPEG damaged inside, whole in length: refused as classify refuses it, not cut into
+     * crops of made-up blocks */
+    char source[4096];
+    snprintf(source, sizeof source, "%s/data/samples/Undistorted/dune.jpg", test_source_dir());
+    size_t n = 0;
+    char *bytes = test_read_file(source, &n);
+    for (size_t i = 0; i < 64; i += 2) {
+        bytes[n / 3 + i] = (char)0xff;
+        bytes[n / 3 + i + 1] = (char)0xd4; /* a restart marker where none belongs */
+    }
+    test_write_file(test_path("sharp/damaged.jpg"), bytes, n);
     ASSERT_INT_EQ(run_blurd("synth sharp other -n 2 -q", &out, &err), 1);
     ASSERT_CONTAINS(err, "broken.jpg");
     ASSERT_CONTAINS(err, "zero.jpg: empty file (0 bytes)");
+    ASSERT_CONTAINS(err, "damaged.jpg: cannot decode: VipsJpeg: Corrupt JPEG data");
     ASSERT_INT_EQ(count_entries(test_path("other/Blurred")), 2);
     free(out);
     free(err);

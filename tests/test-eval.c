@@ -238,8 +238,13 @@ TEST_IMPL(eval_and_classify_json_keep_names_that_are_not_utf8)
     shell_or_fail(command);
     const char *replacement = "\xef\xbf\xbd"; /* U+FFFD in UTF-8 */
 
+    /* the model's name, its file's when it records none, is such a name too */
+    snprintf(command, sizeof command, "mv '%s' \"%s$(printf '\\377')\"", model, model);
+    shell_or_fail(command);
+
     char args[4096], *out, *err;
-    snprintf(args, sizeof args, "eval \"%s$(printf '\\377')\" -m '%s' -f json", data, model);
+    snprintf(args, sizeof args, "eval \"%s$(printf '\\377')\" -m \"%s$(printf '\\377')\" -f json",
+             data, model);
     ASSERT_INT_EQ(test_blurd(args, &out, &err), 0);
     json_error_t json_err;
     json_t *report = json_loads(out, 0, &json_err);
@@ -248,6 +253,9 @@ TEST_IMPL(eval_and_classify_json_keep_names_that_are_not_utf8)
     const char *folder = json_string_value(json_object_get(report, "data"));
     ASSERT(folder != NULL);
     ASSERT_CONTAINS(folder, replacement);
+    const char *model_name = json_string_value(json_object_get(report, "model"));
+    ASSERT(model_name != NULL);
+    ASSERT_CONTAINS(model_name, replacement);
     json_t *c = json_object_get(method(report, "model"), "confusion");
     size_t wrong = (size_t)(number(c, "blurred_called_clear") + number(c, "clear_called_blurred"));
     ASSERT(wrong > 0); /* the untrained model misjudges some: the list is not empty */
@@ -258,7 +266,8 @@ TEST_IMPL(eval_and_classify_json_keep_names_that_are_not_utf8)
                         replacement);
     json_decref(report);
 
-    snprintf(args, sizeof args, "classify -r \"%s$(printf '\\377')\" -m '%s' -f json", data, model);
+    snprintf(args, sizeof args,
+             "classify -r \"%s$(printf '\\377')\" -m \"%s$(printf '\\377')\" -f json", data, model);
     ASSERT_INT_EQ(test_blurd(args, &out, &err), 0);
     json_t *records = json_loads(out, 0, &json_err);
     if (records == NULL)
@@ -269,7 +278,8 @@ TEST_IMPL(eval_and_classify_json_keep_names_that_are_not_utf8)
                         replacement);
     json_decref(records);
 
-    snprintf(args, sizeof args, "classify -r \"%s$(printf '\\377')\" -m '%s'", data, model);
+    snprintf(args, sizeof args, "classify -r \"%s$(printf '\\377')\" -m \"%s$(printf '\\377')\"",
+             data, model);
     ASSERT_INT_EQ(test_blurd(args, &out, &err), 0);
     ASSERT_CONTAINS(out, "DATA\xff/Blurred/");
     return 0;

@@ -527,6 +527,33 @@ TEST_IMPL(train_checkpoint_versions_and_contrast_value)
     /* an unknown version and a contrast out of range are refused, naming the file */
     expect_refused(&options, checkpoint, "checkpoint.version", "1", "version 1");
     expect_refused(&options, checkpoint, "checkpoint.contrast", "1.5", "checkpoint.contrast");
+    expect_refused(&options, checkpoint, "checkpoint.epochs", "2.5", "checkpoint.epochs");
+    expect_refused(&options, checkpoint, "checkpoint.epochs", "0", "checkpoint.epochs");
+
+    /* epochs not given: the checkpoint's plan, or, for a checkpoint of an older blurd that
+     * did not keep it, the default (warned about); the resumed run's checkpoint says which */
+    static const char *const planned[] = {"2", "30"}; /* kept, and not kept */
+    for (int k = 0; k < 2; k++) {
+        char *resumed = test_path(k == 0 ? "planned.ckpt" : "unplanned.ckpt");
+        rewrite_checkpoint(checkpoint, resumed, "checkpoint.epochs", k == 0 ? planned[0] : NULL);
+        options.resume = resumed;
+        options.output = test_path(k == 0 ? "planned.safetensors" : "unplanned.safetensors");
+        options.epochs = 0;
+        options.max_steps = 1;
+        if (blurd_train_run(&options, &summary, err) != 0)
+            TEST_FAIL("%s", err);
+        ASSERT_INT_EQ(summary.end, BLURD_TRAIN_BUDGET_SPENT);
+        struct blurd_model_extra extras[3] = {
+            {"adam.m", NULL, 0}, {"adam.v", NULL, 0}, {"best.parameters", NULL, 0}};
+        if (blurd_model_load_extras(&model, resumed, extras, 3, err) != 0)
+            TEST_FAIL("%s", err);
+        ASSERT_STR_EQ(blurd_model_meta_get(model, "checkpoint.epochs"), planned[k]);
+        blurd_model_free(model);
+        for (int e = 0; e < 3; e++)
+            free(extras[e].data);
+    }
+    options.epochs = 2;
+    options.max_steps = 0;
 
     /* the checkpoint as written continues with its contrast */
     options.resume = checkpoint;

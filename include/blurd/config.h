@@ -79,4 +79,8 @@ int blurd_config_finish(struct blurd_config *config, char *err);
 
 void blurd_config_free(struct blurd_config *config); /* NULL-safe; leaves it zeroed */
 
+/* A megapixel limit as max_megapixels and classify's --max-megapixels take it: a number
+ * above 0 and at most 10000, into whole pixels, rounded.  0, or -1 for anything else. */
+int blurd_config_parse_megapixels(const char *value, uint64_t *pixels);
+
 #endif

@@ -46,6 +46,11 @@ int blurd_image_init(const char *argv0, char *err);
  * fails, since libvips cannot be started twice.  Does nothing if it never started. */
 void blurd_image_shutdown(void);
 
+/* How strictly blurd's decodes take `path`'s content, as the libvips VipsFailOn to pass to
+ * a module's own load of it (synth's source photos): a JPEG is refused on any decoder
+ * warning, other formats only when truncated or unreadable (see image.c). */
+int blurd_image_fail_on(const char *path);
+
 /* True if `path`'s extension is one blurd reads (case-insensitive). */
 int blurd_image_has_image_extension(const char *path);
 
