@@ -709,6 +709,22 @@ TEST_IMPL(train_interrupt_saves_a_checkpoint)
     ASSERT_CONTAINS(err, "resuming m.safetensors.ckpt");
     ASSERT_CONTAINS(err, "the ones given are ignored");
     ASSERT_CONTAINS(err, "budget spent at epoch");
+    /* resumed again without --epochs: the run still plans the 100000 it started with */
+    ASSERT_INT_EQ(
+        test_blurd("train set -o m.safetensors --resume m.safetensors.ckpt --max-steps 1 -j 1",
+                   &out, &err),
+        0);
+    ASSERT_CONTAINS(err, "budget spent at epoch");
+    struct blurd_model_extra extras[3] = {
+        {"adam.m", NULL, 0}, {"adam.v", NULL, 0}, {"best.parameters", NULL, 0}};
+    blurd_model *checkpoint;
+    if (blurd_model_load_extras(&checkpoint, test_path("m.safetensors.ckpt"), extras, 3,
+                                err_text) != 0)
+        TEST_FAIL("%s", err_text);
+    ASSERT_STR_EQ(blurd_model_meta_get(checkpoint, "checkpoint.epochs"), "100000");
+    blurd_model_free(checkpoint);
+    for (int e = 0; e < 3; e++)
+        free(extras[e].data);
 
     /* a resumed run writes its own model or a new file, never another that exists */
     test_write_file(test_path("precious.safetensors"), "keep", 4);
