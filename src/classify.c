@@ -252,18 +252,9 @@ static void absolute_path(const char *path, char out[PATH_MAX])
         return;
     const char *slash = strrchr(path, '/');
     const char *name = slash != NULL ? slash + 1 : path;
-    char folder[PATH_MAX];
-    bool have_folder = false;
-    if (slash == NULL) {
-        have_folder = getcwd(folder, sizeof folder) != NULL;
-    } else if (slash == path) {
-        snprintf(folder, sizeof folder, "/");
-        have_folder = true;
-    } else if ((size_t)(slash - path) < sizeof folder) {
-        char given[PATH_MAX];
-        snprintf(given, sizeof given, "%.*s", (int)(slash - path), path);
-        have_folder = realpath(given, folder) != NULL;
-    }
+    char given[PATH_MAX], folder[PATH_MAX];
+    blurd_files_parent(path, given);
+    bool have_folder = realpath(given, folder) != NULL;
     /* in "/" the name joins as "/name", not "//name" */
     size_t folder_length = have_folder && strcmp(folder, "/") != 0 ? strlen(folder) : 0;
     size_t name_length = strlen(name);

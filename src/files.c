@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <glib.h>
+#include <limits.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,4 +181,15 @@ char *blurd_files_utf8_path(const char *path)
     char *copy = strdup(valid);
     g_free(valid);
     return copy;
+}
+
+void blurd_files_parent(const char *path, char *out)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(out, PATH_MAX, ".");
+    else if (slash == path)
+        snprintf(out, PATH_MAX, "/");
+    else
+        snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
 }

@@ -9,6 +9,7 @@
 #include "blurd/model.h"
 
 #include "blurd/error.h"
+#include "blurd/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1022,14 +1023,9 @@ static int create_temporary(const char *path, char **tmp_path)
 /* fsyncs the folder holding `path`, so the rename that put the file there is durable. */
 static int sync_parent(const char *path)
 {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL   ? strdup(".")
-                : slash == path ? strdup("/")
-                                : strndup(path, (size_t)(slash - path));
-    if (dir == NULL)
-        return ENOMEM;
+    char dir[PATH_MAX];
+    blurd_files_parent(path, dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
     if (fd < 0)
         return errno;
     int rc = fsync(fd) == 0 ? 0 : errno;

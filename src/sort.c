@@ -12,6 +12,7 @@
 #include "blurd/sort.h"
 
 #include "blurd/error.h"
+#include "blurd/files.h"
 #include "blurd/log.h"
 
 #include <errno.h>
@@ -66,18 +67,6 @@ static int failure(char *err, int errno_value, const char *what, const char *pat
     return blurd_error_set(err, code, "%s: %s: %s", path, what, strerror(errno_value));
 }
 
-/* The folder part of `path` into `out` (PATH_MAX bytes): "." for a bare name. */
-static void parent_of(const char *path, char *out)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(out, PATH_MAX, ".");
-    else if (slash == path)
-        snprintf(out, PATH_MAX, "/");
-    else
-        snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
-}
-
 /* Makes a rename, link or unlink in `directory` durable: without this a power failure can
  * bring back a name that was removed or drop one that was made. */
 static int sync_directory(const char *directory)
@@ -93,7 +82,7 @@ static int sync_directory(const char *directory)
 static int sync_parent(const char *path)
 {
     char directory[PATH_MAX];
-    parent_of(path, directory);
+    blurd_files_parent(path, directory);
     return sync_directory(directory);
 }
 

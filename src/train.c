@@ -1064,13 +1064,7 @@ static int check_resumed_data(struct trainer *t, char *err)
 static int check_writable_folder(const char *path, char *err)
 {
     char folder[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(folder, sizeof folder, ".");
-    else if (slash == path)
-        snprintf(folder, sizeof folder, "/");
-    else
-        snprintf(folder, sizeof folder, "%.*s", (int)(slash - path), path);
+    blurd_files_parent(path, folder);
     struct stat st;
     if (stat(folder, &st) != 0)
         return blurd_error_set(err, BLURD_EINVAL, "%s: cannot write there: %s: %s", path, folder,

@@ -28,6 +28,11 @@ struct blurd_file_list {
 int blurd_files_collect(struct blurd_file_list *list, const char *const *paths, int path_count,
                         const char *files_from, int recursive, char *err);
 
+/* The folder holding `path`, as written in it: "." for a bare name, "/" for a name at the
+ * root.  `out` holds PATH_MAX bytes; a longer folder is cut short (never for a path that
+ * itself fits). */
+void blurd_files_parent(const char *path, char *out);
+
 /* `path` as valid UTF-8, for output formats that hold nothing else (JSON): each byte that
  * does not belong to a UTF-8 sequence becomes U+FFFD, as file names on Linux may be any
  * bytes.  malloc'd (the caller frees it); NULL only when out of memory. */
