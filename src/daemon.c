@@ -281,8 +281,9 @@ static bool handle_result(struct daemon *d, const struct blurd_result *r)
     char moved_to[PATH_MAX], err[BLURD_ERR_LEN];
     int rc = blurd_sort_move_recorded(d->store, r->path, blurred ? root->blurred : root->clear,
                                       moved_to, err);
-    /* the move committed the open batch */
-    d->rows_in_transaction = 0;
+    /* a move commits the open batch first; one whose file had already vanished does not */
+    if (!blurd_store_in_transaction(d->store))
+        d->rows_in_transaction = 0;
     if (rc == 0) {
         d->counts.moved++;
         blurd_log_info("%s: moved to %s", r->path, moved_to);

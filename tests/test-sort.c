@@ -254,6 +254,12 @@ TEST_IMPL(sort_move_vanished_source)
     blurd_store *store = open_store(database);
     ASSERT_INT_EQ(blurd_sort_move_recorded(store, source, out, moved_to, err), BLURD_ENOENT);
     ASSERT_STR_EQ(pending_count(database), "0");
+    /* nor does it touch a batch the caller has open: the caller still owns it (the
+     * daemon asks the store rather than assume a move committed it) */
+    ASSERT_INT_EQ(blurd_store_begin(store, err), 0);
+    ASSERT_INT_EQ(blurd_sort_move_recorded(store, source, out, moved_to, err), BLURD_ENOENT);
+    ASSERT(blurd_store_in_transaction(store));
+    ASSERT_INT_EQ(blurd_store_commit(store, err), 0);
     blurd_store_close(store);
     ASSERT(!exists(out));
     return 0;

@@ -581,10 +581,13 @@ TEST_IMPL(store_move_intents)
 
     /* begin commits a batch the caller has open, then its own row, before returning. */
     struct blurd_store_row row = sample_row("/in/a.jpg");
+    ASSERT(!blurd_store_in_transaction(store));
     ASSERT_INT_EQ(blurd_store_begin(store, err), 0);
+    ASSERT(blurd_store_in_transaction(store));
     put_row(store, &row);
     int64_t a = 0, b = 0, c = 0;
     ASSERT_INT_EQ(blurd_store_move_begin(store, "/in/a.jpg", "/in/Blurred", &a, err), 0);
+    ASSERT(!blurd_store_in_transaction(store));
     ASSERT(a > 0);
     ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM images"), 1);
     ASSERT_INT_EQ(query_int(db, "SELECT count(*) FROM moves WHERE target IS NULL AND "

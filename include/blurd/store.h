@@ -55,6 +55,7 @@
 #ifndef BLURD_STORE_H
 #define BLURD_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct blurd_store blurd_store;
@@ -100,6 +101,9 @@ void blurd_store_close(blurd_store *store);
  * transaction open, to be retried.  A put outside a transaction commits on its own. */
 int blurd_store_begin(blurd_store *store, char *err);
 int blurd_store_commit(blurd_store *store, char *err);
+/* True while a transaction is open: begun and not yet committed (by blurd_store_commit,
+ * or by a call such as blurd_store_move_begin that commits an open batch first). */
+bool blurd_store_in_transaction(const blurd_store *store);
 
 /* Inserts `row`, or replaces every column of the row with the same path; classified_at is
  * set by the store to the current UTC time.  Allocates nothing in blurd (SQLite may grow
