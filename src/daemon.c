@@ -93,6 +93,7 @@ struct daemon {
     uint64_t next_id;
     size_t rows_in_transaction;
     struct counts counts;
+    uint64_t skipped_before_scan; /* counts.skipped when the running scan began */
 
     bool stopping;         /* SIGTERM/SIGINT: finishing what is in flight */
     bool failed;           /* stopping because it cannot go on (exit with an error) */
@@ -393,7 +394,7 @@ static void on_scan_done(void *arg, size_t settling)
     blurd_log_notice("scan finished: %u files waiting, %zu recently modified (taken once they "
                      "settle), %llu already judged and unchanged",
                      g_queue_get_length(d->waiting) + (unsigned)in_flight(d), settling,
-                     (unsigned long long)d->counts.skipped);
+                     (unsigned long long)(d->counts.skipped - d->skipped_before_scan));
 }
 
 static int start_watch(struct daemon *d, char *err)
@@ -422,8 +423,11 @@ static int start_watch(struct daemon *d, char *err)
     int rc = blurd_watch_start(&d->watch, &options, err);
     g_free(roots);
     g_free(excluded);
-    if (rc == 0)
+    if (rc == 0) {
+        /* this scan's count, not the run's: a reload scans again */
+        d->skipped_before_scan = d->counts.skipped;
         blurd_watch_scan(d->watch, on_scan_done, d); /* catch up on what arrived while down */
+    }
     return rc;
 }
 
