@@ -615,6 +615,17 @@ TEST_IMPL(train_validation_of_one_class_records_no_balanced_figures)
     ASSERT(blurd_model_meta_get(model, "train.val_balanced_accuracy") == NULL);
     ASSERT(blurd_model_meta_get(model, "train.val_auc") == NULL);
     blurd_model_free(model);
+
+    /* the command says so, and its epoch line shows no balanced accuracy or AUC */
+    char args[1024], *out, *log;
+    snprintf(args, sizeof args,
+             "train data -o cli.safetensors --spec '%s' --input resize --epochs 1 --batch 4 "
+             "--val-split 0.25 -j 1",
+             TRAIN_SPEC);
+    ASSERT_INT_EQ(test_blurd(args, &out, &log), 0);
+    ASSERT_CONTAINS(log, "the validation photos hold only clear images");
+    ASSERT_CONTAINS(log, "accuracy 100.0% (one class)");
+    ASSERT(strstr(log, "AUC") == NULL && strstr(log, "balanced") == NULL);
     return 0;
 }
 
