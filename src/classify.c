@@ -245,7 +245,8 @@ static void print_ready(struct run *run)
 
 /* The path a row records: the file's real path, as for the images judged; for one that
  * is gone or cannot be resolved (a vanished file, a symlink loop), its folder's real path
- * and its own name, or failing that its name joined to the working folder. */
+ * and its own name (a bare name's folder is the working one), or failing that the path as
+ * given. */
 static void absolute_path(const char *path, char out[PATH_MAX])
 {
     if (realpath(path, out) != NULL)

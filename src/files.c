@@ -6,9 +6,9 @@
 #include "blurd/log.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <glib.h>
 #include <limits.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
