@@ -255,8 +255,8 @@ static char *join_path(const char *dir, const char *name)
 /* Lists the regular files with an image extension directly inside `dir`, sorted; hidden
  * entries, folders and special files are counted as skipped (an image's name that cannot
  * be followed, also warned about).  stat follows symbolic links, so a link to a photo
- * counts as the photo.  `what` names the folder's role in
- * the error message ("photo folder", "class folder"). */
+ * counts as the photo.  `what` names the folder's role in the error message ("photo
+ * folder", "class folder"). */
 static int list_images(const char *dir, const char *what, struct name_list *list, char *err)
 {
     DIR *d = opendir(dir);

@@ -40,9 +40,9 @@ static const char *const image_extensions[] = {"jpg",  "jpeg", "png",  "webp", "
  * damaged inside (not cut short) decodes to grey or scrambled blocks, and only libjpeg's
  * warning ("Corrupt JPEG data: ...") says so; judging those pixels would file a broken
  * photo as if it were fine, so for JPEG any warning refuses it (libvips cannot tell one
- * warning from another; rarer ones, such as odd scan parameters, refuse too).  None of the 116 real
- * photographs in JPEG blurd was measured on (the recipe's 84, the 20 independent ones, the
- * 12 samples) warns.  Other loaders warn about harmless things (libpng about
+ * warning from another; rarer ones, such as odd scan parameters, refuse too).  None of the
+ * 116 real photographs in JPEG blurd was measured on (the recipe's 84, the 20 independent
+ * ones, the 12 samples) warns.  Other loaders warn about harmless things (libpng about
  * known-odd colour profiles) and report real damage as errors, so for them only a
  * truncated or failed read refuses.
  *

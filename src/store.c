@@ -472,13 +472,13 @@ int blurd_store_lookup(blurd_store *store, const char *path, int64_t *size, int6
     return code;
 }
 
-/* Commits the caller's batch, if one is open, so that a move's record can be committed on
- * its own at once (SQLite has no nested transactions). */
 bool blurd_store_in_transaction(const blurd_store *store)
 {
     return store != NULL && !sqlite3_get_autocommit(store->db);
 }
 
+/* Commits the caller's batch, if one is open, so that a move's record can be committed on
+ * its own at once (SQLite has no nested transactions). */
 static int commit_open_batch(blurd_store *store, char *err)
 {
     if (!blurd_store_in_transaction(store))

@@ -1281,23 +1281,20 @@ int blurd_train_run(const struct blurd_train_options *options, struct blurd_trai
         } else {
             t->since_best++;
         }
+        /* validation's part of the line: none, one class (no balanced accuracy or AUC to
+         * show), or both classes */
+        char validation_text[160] = "";
         if (v.images > 0 && !t->rank_by_validation)
-            fprintf(stderr,
-                    "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%% | validation loss %.4f, "
-                    "accuracy %.1f%% (one class) | %.0f s%s\n",
-                    t->epoch + 1, s->epochs, train_loss, 100.0 * train_accuracy, v.loss,
-                    100.0 * v.accuracy, now_seconds() - epoch_start, saved_note);
+            snprintf(validation_text, sizeof validation_text,
+                     " | validation loss %.4f, accuracy %.1f%% (one class)", v.loss,
+                     100.0 * v.accuracy);
         else if (v.images > 0)
-            fprintf(stderr,
-                    "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%% | validation loss %.4f, "
-                    "accuracy %.1f%%, balanced %.1f%% at %.3f, AUC %.4f | %.0f s%s\n",
-                    t->epoch + 1, s->epochs, train_loss, 100.0 * train_accuracy, v.loss,
-                    100.0 * v.accuracy, 100.0 * v.balanced_accuracy, v.threshold, v.auc,
-                    now_seconds() - epoch_start, saved_note);
-        else
-            fprintf(stderr, "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%% | %.0f s%s\n",
-                    t->epoch + 1, s->epochs, train_loss, 100.0 * train_accuracy,
-                    now_seconds() - epoch_start, saved_note);
+            snprintf(validation_text, sizeof validation_text,
+                     " | validation loss %.4f, accuracy %.1f%%, balanced %.1f%% at %.3f, AUC %.4f",
+                     v.loss, 100.0 * v.accuracy, 100.0 * v.balanced_accuracy, v.threshold, v.auc);
+        fprintf(stderr, "blurd: epoch %d/%d: loss %.4f, accuracy %.1f%%%s | %.0f s%s\n",
+                t->epoch + 1, s->epochs, train_loss, 100.0 * train_accuracy, validation_text,
+                now_seconds() - epoch_start, saved_note);
         if (isnan(summary->first_training_loss))
             summary->first_training_loss = train_loss;
         summary->last_training_loss = train_loss;

@@ -5,8 +5,8 @@
  * are passed over, symbolic links to directories are not followed (no loops, no escaping
  * the tree), and inside directories only files with an image extension are taken; the
  * others are counted as skipped (a link with an image's name that leads nowhere is also
- * warned about).  Paths named explicitly are always taken, whatever their
- * extension: the decoder judges their content.
+ * warned about).  Paths named explicitly are always taken, whatever their extension: the
+ * decoder judges their content.
  */
 #ifndef BLURD_FILES_H
 #define BLURD_FILES_H
